@@ -1,0 +1,58 @@
+"""The ``credit`` command line. Thin: it parses, calls the core and prints.
+
+Each command group lives in its own module under :mod:`credit.commands` and is added
+here; heavy libraries are imported inside the commands so ``credit --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+
+import typer
+
+from credit.settings import get_settings
+
+app = typer.Typer(
+    name="credit",
+    help="tradecredit: SME trade-credit scoring from customs, logistics and payment histories.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.callback()
+def _root() -> None:
+    """tradecredit: SME trade-credit scoring from customs, logistics and payment histories.
+
+    Every command reads its settings from TRADECREDIT_* environment variables
+    (see `credit config`); the default data directory is ./var.
+    """
+
+
+@app.command("config")
+def config_cmd() -> None:
+    """Print the resolved settings (data directory, stores, MLflow URI) as JSON."""
+    s = get_settings()
+    typer.echo(
+        json.dumps(
+            {
+                "data_dir": str(s.data_dir),
+                "record_store": str(s.store_path),
+                "database_url": s.service_database_url,
+                "mlflow_tracking_uri": s.tracking_uri,
+            },
+            indent=2,
+        )
+    )
+
+
+# --- command registrations (one line per command module) -----------------------------
+
+
+def main() -> None:  # pragma: no cover - console entry point alias
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

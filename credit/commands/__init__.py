@@ -1,0 +1,1 @@
+"""Command modules of the ``credit`` CLI, one per command group."""

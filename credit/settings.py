@@ -1,0 +1,67 @@
+"""One settings object for every command and the service.
+
+Embedded defaults need no configuration file: everything lives under the data directory
+(``TRADECREDIT_DATA_DIR``, default ``./var``). Point ``TRADECREDIT_DATABASE_URL`` at
+PostgreSQL and ``MLFLOW_TRACKING_URI`` at a tracking server when one machine is no longer
+enough. Nothing is created at import time: call :func:`get_settings`.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Runtime configuration, read from ``TRADECREDIT_*`` environment variables."""
+
+    model_config = SettingsConfigDict(env_prefix="TRADECREDIT_", extra="ignore")
+
+    data_dir: Path = Field(
+        default=Path("./var"), description="Directory holding every embedded store."
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="Service database (audit log, API keys, online features). "
+        "Default: SQLite file service.db in the data directory.",
+    )
+    mlflow_tracking_uri: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("MLFLOW_TRACKING_URI", "TRADECREDIT_MLFLOW_TRACKING_URI"),
+        description="MLflow tracking URI. Default: SQLite store mlflow.db in the data directory.",
+    )
+
+    @property
+    def store_path(self) -> Path:
+        """The DuckDB record store."""
+        return self.data_dir / "records.duckdb"
+
+    @property
+    def service_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'service.db').resolve()}"
+
+    @property
+    def tracking_uri(self) -> str:
+        if self.mlflow_tracking_uri:
+            return self.mlflow_tracking_uri
+        return f"sqlite:///{(self.data_dir / 'mlflow.db').resolve()}"
+
+    @property
+    def artifact_root(self) -> Path:
+        """Where the embedded MLflow store keeps artifacts."""
+        return (self.data_dir / "mlartifacts").resolve()
+
+    def ensure_data_dir(self) -> Path:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        return self.data_dir
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings (tests clear the cache with ``get_settings.cache_clear()``)."""
+    return Settings()

@@ -1,0 +1,1 @@
+"""tradecredit models package."""
