@@ -33,7 +33,7 @@ def test_help(path: list[str]) -> None:
     assert "Usage" in result.output
 
 
-def test_config_honours_data_dir(tmp_path, monkeypatch) -> None:
+def test_config_honours_data_dir(tmp_path, monkeypatch) -> None:  # noqa: D103
     from credit.settings import get_settings
 
     monkeypatch.setenv("TRADECREDIT_DATA_DIR", str(tmp_path / "d1"))
