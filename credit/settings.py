@@ -33,6 +33,18 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("MLFLOW_TRACKING_URI", "TRADECREDIT_MLFLOW_TRACKING_URI"),
         description="MLflow tracking URI. Default: SQLite store mlflow.db in the data directory.",
     )
+    # --- scoring service (`credit serve`) ---
+    api_host: str = Field(default="127.0.0.1", description="Address `credit serve` binds.")
+    api_port: int = Field(default=8000, ge=1, le=65535, description="Port `credit serve` binds.")
+    api_workers: int = Field(default=1, ge=1, le=64, description="uvicorn worker processes.")
+    api_rate_limit: float = Field(
+        default=50.0, ge=0, description="Requests per second per API key (0 disables)."
+    )
+    api_rate_burst: int = Field(default=100, ge=1, description="Token-bucket burst per API key.")
+    api_max_body_bytes: int = Field(
+        default=4 * 1024 * 1024, ge=1024, description="Largest request body accepted (413 above)."
+    )
+    api_log_level: str = Field(default="INFO", description="Service log level.")
 
     @property
     def store_path(self) -> Path:
