@@ -1,0 +1,103 @@
+"""SHAP contributions -> ranked reason codes with the catalog's texts.
+
+Contributions are exact TreeSHAP values in log-odds (LightGBM ``pred_contrib``); the
+features that raise the risk most (largest positive contributions) come first.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+
+@dataclass(frozen=True, slots=True)
+class Reason:
+    """One reason code.
+
+    Parameters
+    ----------
+    code : stable short code (``R01``...), from the model's feature order.
+    feature : feature name.
+    value : the feature's value for this row (``None`` when missing).
+    contribution : SHAP contribution in log-odds (positive raises the risk).
+    text : human-readable reason (the catalog's text, or the column name).
+    """
+
+    code: str
+    feature: str
+    value: float | str | None
+    contribution: float
+    text: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def reason_codes(feature_names: Sequence[str]) -> list[str]:
+    """Stable codes for features in model order: ``R01``, ``R02``, ..."""
+    width = max(2, len(str(len(feature_names))))
+    return [f"R{i + 1:0{width}d}" for i in range(len(feature_names))]
+
+
+def _value(v: Any, categories: Sequence[str] | None) -> float | str | None:
+    if v is None:
+        return None
+    f = float(v)
+    if math.isnan(f):
+        return None
+    if categories is not None:
+        i = int(f)
+        return categories[i] if 0 <= i < len(categories) else None
+    return f
+
+
+def top_reasons(
+    contributions: npt.NDArray[np.float64],
+    values: npt.NDArray[np.float64],
+    feature_names: Sequence[str],
+    codes: Sequence[str],
+    texts: Sequence[str],
+    top_k: int = 4,
+    categories: Mapping[int, Sequence[str]] | None = None,
+    positive_only: bool = True,
+) -> list[Reason]:
+    """Up to ``top_k`` reasons for one row, largest contribution first.
+
+    Parameters
+    ----------
+    contributions : one row of per-feature contributions (without the base value).
+    values : the same row's feature values (as the model saw them).
+    feature_names, codes, texts : per feature, in model order.
+    top_k : how many reasons at most; ``None``/``0`` or negative means all features.
+    categories : for categorical features (by column index), the category labels.
+    positive_only : keep only contributions that raise the risk.
+    """
+    c = contributions
+    n = c.shape[0]
+    k = n if not top_k or top_k < 0 else min(top_k, n)
+    if k < n:
+        idx = np.argpartition(-c, k - 1)[:k]
+        idx = idx[np.argsort(-c[idx], kind="stable")]
+    else:
+        idx = np.argsort(-c, kind="stable")
+    cats = categories or {}
+    out: list[Reason] = []
+    for j in idx.tolist():
+        cj = float(c[j])
+        if positive_only and cj <= 0.0:
+            break
+        out.append(
+            Reason(
+                code=codes[j],
+                feature=feature_names[j],
+                value=_value(values[j], cats.get(j)),
+                contribution=cj,
+                text=texts[j],
+            )
+        )
+    return out

@@ -1,0 +1,549 @@
+"""THE scoring core: a feature matrix in; calibrated PD, score, grade and reason codes out.
+
+The MLflow pyfunc (``models/pyfunc.py``), the API, ``credit score`` and batch scoring all call
+:class:`ScoringModel`; nothing else computes a score.
+
+A model travels as a *bundle*, a folder of plain files (no pickle)::
+
+    model.txt        the LightGBM booster (text format)
+    calibrator.json  raw log-odds -> calibrated PD (strictly increasing)
+    scale.json       the score scale and grade bands (credit.scale.ScoreScale)
+    meta.json        feature names, reason codes and texts, categories, name, catalog version,
+                     out-of-time metrics, training time
+
+The bundle is the ``bundle`` artifact of the registered MLflow model; :meth:`ScoringModel.load`
+fetches it from the registry (``models:/tradecredit-pd@champion``) and keeps a local copy under
+the data directory so that a restart works while the registry is unreachable.
+
+The hot path is numpy only: :meth:`ScoringModel.predict` and :meth:`ScoringModel.explain`
+take a 2-D float64 array whose columns are :attr:`ScoringModel.feature_names`; categorical
+columns hold category codes (see :meth:`ScoringModel.encode` for DataFrames).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import shutil
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import numpy.typing as npt
+
+from credit.reasons import Reason, reason_codes, top_reasons
+from credit.scale import ScoreScale
+
+if TYPE_CHECKING:  # pragma: no cover
+    import lightgbm as lgb
+    import pandas as pd
+
+log = logging.getLogger(__name__)
+
+MODEL_NAME = "tradecredit-pd"
+CHAMPION_URI = f"models:/{MODEL_NAME}@champion"
+BUNDLE_FORMAT = 1
+
+FloatArray = npt.NDArray[np.float64]
+
+
+class ModelUnavailableError(RuntimeError):
+    """No model could be loaded (registry unreachable and no local copy, or no such model)."""
+
+
+class ScoringInputError(ValueError):
+    """The feature matrix does not match the model (shape, columns, types)."""
+
+
+# --------------------------------------------------------------------------------------------
+# Calibration map (applied here; fitted in models/calibrate.py)
+# --------------------------------------------------------------------------------------------
+
+
+def _sigmoid(z: FloatArray) -> FloatArray:
+    out: FloatArray = 0.5 * (1.0 + np.tanh(0.5 * z))
+    return out
+
+
+@dataclass(frozen=True)
+class Calibrator:
+    """Raw log-odds -> calibrated PD, strictly increasing (so ranking and AUC are unchanged).
+
+    ``method="platt"``: ``pd = sigmoid(a * z + b)`` with ``a > 0``.
+    ``method="isotonic"``: centred isotonic regression. The isotonic fit's blocks become knots
+    ``(x, logit(y))`` at the blocks' mean log-odds, joined by straight lines (strictly increasing,
+    so no ties that plain isotonic steps would create), and continued beyond the end knots with the
+    Platt slope ``a``. ``method="identity"``: ``pd = sigmoid(z)``.
+    """
+
+    method: str = "identity"
+    a: float = 1.0
+    b: float = 0.0
+    x: tuple[float, ...] = ()
+    y: tuple[float, ...] = ()  # logit of the calibrated PD at each knot
+
+    def __post_init__(self) -> None:
+        if self.method not in ("identity", "platt", "isotonic"):
+            raise ValueError(f"unknown calibration method {self.method!r}")
+        if self.a <= 0:
+            raise ValueError(f"calibrator slope must be positive to keep the ranking, got {self.a}")
+        if self.method == "isotonic":
+            xs, ys = np.asarray(self.x), np.asarray(self.y)
+            if len(xs) < 2 or len(xs) != len(ys):
+                raise ValueError("isotonic calibrator needs at least two knots (x, y)")
+            if np.any(np.diff(xs) <= 0) or np.any(np.diff(ys) <= 0):
+                raise ValueError("isotonic calibrator knots must increase strictly in x and y")
+        object.__setattr__(self, "_xs", np.asarray(self.x, dtype=np.float64))
+        object.__setattr__(self, "_ys", np.asarray(self.y, dtype=np.float64))
+
+    def logit(self, z: npt.ArrayLike) -> FloatArray:
+        """Calibrated log-odds of default for raw log-odds ``z``."""
+        zz = np.asarray(z, dtype=np.float64)
+        if self.method == "identity":
+            return zz
+        if self.method == "platt":
+            out: FloatArray = self.a * zz + self.b
+            return out
+        xs: FloatArray = self._xs  # type: ignore[attr-defined]
+        ys: FloatArray = self._ys  # type: ignore[attr-defined]
+        inner = np.interp(zz, xs, ys)
+        lo = ys[0] + self.a * (zz - xs[0])
+        hi = ys[-1] + self.a * (zz - xs[-1])
+        res: FloatArray = np.where(zz < xs[0], lo, np.where(zz > xs[-1], hi, inner))
+        return res
+
+    def __call__(self, z: npt.ArrayLike) -> FloatArray:
+        """Calibrated PD for raw log-odds ``z``."""
+        return _sigmoid(self.logit(z))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "method": self.method,
+            "a": self.a,
+            "b": self.b,
+            "x": list(self.x),
+            "y": list(self.y),
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Calibrator:
+        return cls(
+            method=str(d["method"]),
+            a=float(d.get("a", 1.0)),
+            b=float(d.get("b", 0.0)),
+            x=tuple(float(v) for v in d.get("x", ())),
+            y=tuple(float(v) for v in d.get("y", ())),
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# Results
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Scores:
+    """Vectors, one entry per input row."""
+
+    pd: FloatArray  # calibrated probability of default
+    score: npt.NDArray[np.int64]  # points, rounded and clamped
+    grade: npt.NDArray[np.str_]
+    raw: FloatArray  # the booster's raw log-odds (before calibration)
+
+    def __len__(self) -> int:
+        return int(self.pd.shape[0])
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """Scores plus exact TreeSHAP contributions and ranked reasons."""
+
+    scores: Scores
+    contributions: FloatArray  # (n, n_features) in log-odds
+    base_value: FloatArray  # (n,) expected raw log-odds
+    reasons: list[list[Reason]] = field(default_factory=list)
+
+
+# --------------------------------------------------------------------------------------------
+# The model
+# --------------------------------------------------------------------------------------------
+
+
+class ScoringModel:
+    """A booster + calibrator + score scale + feature metadata: the unit that is scored.
+
+    Parameters
+    ----------
+    booster : a trained LightGBM binary booster.
+    calibrator : raw log-odds -> PD.
+    scale : score scale and grade bands.
+    feature_names : column order of the matrix the booster expects.
+    reason_texts : feature -> text (default: the feature name).
+    categories : categorical feature -> labels; the matrix holds the label's index (float),
+        NaN for missing or unseen labels.
+    name, version, run_id : registry identity (version and run id are filled by :meth:`load`).
+    catalog_version : version of the feature catalog the model was trained on (``None`` for
+        bring-your-own tables).
+    metadata : anything else worth keeping with the model (metrics, training window...).
+    """
+
+    def __init__(
+        self,
+        booster: lgb.Booster,
+        calibrator: Calibrator,
+        scale: ScoreScale,
+        feature_names: Sequence[str],
+        reason_texts: Mapping[str, str] | None = None,
+        categories: Mapping[str, Sequence[str]] | None = None,
+        name: str = MODEL_NAME,
+        version: str | None = None,
+        run_id: str | None = None,
+        catalog_version: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> None:
+        names = [str(f) for f in feature_names]
+        if len(set(names)) != len(names):
+            raise ValueError("feature names must be unique")
+        if booster.num_feature() != len(names):
+            raise ValueError(
+                f"booster expects {booster.num_feature()} features, {len(names)} names given"
+            )
+        self.booster = booster
+        self.calibrator = calibrator
+        self.scale = scale
+        self.feature_names: list[str] = names
+        texts = dict(reason_texts or {})
+        self.reason_texts: list[str] = [texts.get(f) or f for f in names]
+        self.reason_codes: list[str] = reason_codes(names)
+        self.categories: dict[str, list[str]] = {k: list(v) for k, v in (categories or {}).items()}
+        unknown = set(self.categories) - set(names)
+        if unknown:
+            raise ValueError(f"categories given for unknown features {sorted(unknown)}")
+        self._cat_by_index: dict[int, list[str]] = {
+            names.index(k): v for k, v in self.categories.items()
+        }
+        self._cat_lookup: dict[str, dict[str, int]] = {
+            k: {lab: i for i, lab in enumerate(v)} for k, v in self.categories.items()
+        }
+        self.name = name
+        self.version = version
+        self.run_id = run_id
+        self.catalog_version = catalog_version
+        self.metadata: dict[str, Any] = dict(metadata or {})
+
+    # ---- identity ---------------------------------------------------------------------------
+
+    @property
+    def n_features(self) -> int:
+        return len(self.feature_names)
+
+    def identity(self) -> dict[str, str | None]:
+        """``{name, version, run_id}`` for responses and audit rows."""
+        return {"name": self.name, "version": self.version, "run_id": self.run_id}
+
+    def card(self) -> dict[str, Any]:
+        """A JSON-ready description of the model (for ``GET /v1/model`` and ``credit models``)."""
+        return {
+            **self.identity(),
+            "catalog_version": self.catalog_version,
+            "features": self.feature_names,
+            "categorical_features": sorted(self.categories),
+            "scale": self.scale.to_dict(),
+            "calibration": self.calibrator.method,
+            **{k: v for k, v in self.metadata.items() if k not in ("name", "version", "run_id")},
+        }
+
+    # ---- input ------------------------------------------------------------------------------
+
+    def _check(self, X: npt.ArrayLike) -> FloatArray:
+        arr = np.asarray(X, dtype=np.float64)
+        if arr.ndim == 1:
+            arr = arr.reshape(1, -1)
+        if arr.ndim != 2 or arr.shape[1] != self.n_features:
+            raise ScoringInputError(
+                f"expected a matrix with {self.n_features} columns "
+                f"({', '.join(self.feature_names[:5])}{', ...' if self.n_features > 5 else ''}), "
+                f"got shape {arr.shape}"
+            )
+        return arr
+
+    def encode(self, frame: pd.DataFrame | Mapping[str, Any]) -> FloatArray:
+        """A feature matrix in model order from a DataFrame (or one mapping = one row).
+
+        Categorical columns are mapped to their category index (unknown labels -> missing);
+        other columns are converted to float (missing -> NaN). Extra columns are ignored.
+
+        Raises
+        ------
+        ScoringInputError
+            when a model feature is absent or a numeric column holds text.
+        """
+        import pandas as pd  # local: keep the hot path free of pandas
+
+        df = pd.DataFrame([dict(frame)]) if isinstance(frame, Mapping) else frame
+        missing = [f for f in self.feature_names if f not in df.columns]
+        if missing:
+            raise ScoringInputError(f"missing feature columns: {', '.join(missing)}")
+        out = np.empty((len(df), self.n_features), dtype=np.float64)
+        for j, f in enumerate(self.feature_names):
+            col = df[f]
+            if f in self._cat_lookup:
+                lookup = self._cat_lookup[f]
+                out[:, j] = [
+                    lookup.get(str(v), np.nan) if v is not None and v == v else np.nan
+                    for v in col.tolist()
+                ]
+            else:
+                try:
+                    out[:, j] = pd.to_numeric(col, errors="raise").astype("float64").to_numpy()
+                except (ValueError, TypeError) as exc:
+                    raise ScoringInputError(f"feature {f!r} must be numeric: {exc}") from exc
+        return out
+
+    # ---- scoring ----------------------------------------------------------------------------
+
+    def raw(self, X: npt.ArrayLike) -> FloatArray:
+        """The booster's raw log-odds."""
+        arr = self._check(X)
+        out: FloatArray = np.asarray(self.booster.predict(arr, raw_score=True), dtype=np.float64)
+        return out
+
+    def _scores_from_raw(self, raw: FloatArray) -> Scores:
+        p = self.calibrator(raw)
+        return Scores(pd=p, score=self.scale.score_int(p), grade=self.scale.grade(p), raw=raw)
+
+    def predict(self, X: npt.ArrayLike) -> Scores:
+        """Calibrated PD, score and grade for each row of ``X``."""
+        return self._scores_from_raw(self.raw(X))
+
+    def contributions(self, X: npt.ArrayLike) -> FloatArray:
+        """Exact TreeSHAP contributions in log-odds: ``(n, n_features + 1)``, base value last."""
+        arr = self._check(X)
+        out: FloatArray = np.asarray(self.booster.predict(arr, pred_contrib=True), dtype=np.float64)
+        return out
+
+    def explain(self, X: npt.ArrayLike, top_k: int | None = 4) -> Explanation:
+        """Scores plus reasons: up to ``top_k`` features raising the risk most, per row.
+
+        ``top_k=None`` (or 0) returns every feature with a positive contribution; the full
+        contribution matrix is always in :attr:`Explanation.contributions`.
+        """
+        arr = self._check(X)
+        raw = np.asarray(self.booster.predict(arr, raw_score=True), dtype=np.float64)
+        contrib = np.asarray(self.booster.predict(arr, pred_contrib=True), dtype=np.float64)
+        phi, base = contrib[:, :-1], contrib[:, -1]
+        k = top_k or 0
+        reasons = [
+            top_reasons(
+                phi[i],
+                arr[i],
+                self.feature_names,
+                self.reason_codes,
+                self.reason_texts,
+                top_k=k,
+                categories=self._cat_by_index,
+            )
+            for i in range(arr.shape[0])
+        ]
+        return Explanation(
+            scores=self._scores_from_raw(raw), contributions=phi, base_value=base, reasons=reasons
+        )
+
+    # ---- persistence ------------------------------------------------------------------------
+
+    def to_bundle(self, path: str | Path) -> Path:
+        """Write the bundle folder (created; existing files overwritten)."""
+        d = Path(path)
+        d.mkdir(parents=True, exist_ok=True)
+        self.booster.save_model(str(d / "model.txt"))
+        (d / "calibrator.json").write_text(json.dumps(self.calibrator.to_dict(), indent=1))
+        (d / "scale.json").write_text(json.dumps(self.scale.to_dict(), indent=1))
+        meta = {
+            "format": BUNDLE_FORMAT,
+            "name": self.name,
+            "feature_names": self.feature_names,
+            "reason_texts": dict(zip(self.feature_names, self.reason_texts, strict=True)),
+            "categories": self.categories,
+            "catalog_version": self.catalog_version,
+            "metadata": _jsonable(self.metadata),
+        }
+        (d / "meta.json").write_text(json.dumps(meta, indent=1))
+        return d
+
+    @classmethod
+    def from_bundle(
+        cls, path: str | Path, version: str | None = None, run_id: str | None = None
+    ) -> ScoringModel:
+        """Read a bundle folder written by :meth:`to_bundle`."""
+        import lightgbm as lgb
+
+        d = Path(path)
+        needed = ["model.txt", "calibrator.json", "scale.json", "meta.json"]
+        absent = [n for n in needed if not (d / n).is_file()]
+        if absent:
+            raise ModelUnavailableError(f"{d} is not a model bundle: missing {', '.join(absent)}")
+        meta = json.loads((d / "meta.json").read_text())
+        if int(meta.get("format", 0)) > BUNDLE_FORMAT:
+            raise ModelUnavailableError(
+                f"bundle format {meta['format']} is newer than this code ({BUNDLE_FORMAT})"
+            )
+        booster = lgb.Booster(model_file=str(d / "model.txt"))
+        return cls(
+            booster=booster,
+            calibrator=Calibrator.from_dict(json.loads((d / "calibrator.json").read_text())),
+            scale=ScoreScale.from_dict(json.loads((d / "scale.json").read_text())),
+            feature_names=meta["feature_names"],
+            reason_texts=meta.get("reason_texts"),
+            categories=meta.get("categories"),
+            name=meta.get("name", MODEL_NAME),
+            version=version,
+            run_id=run_id,
+            catalog_version=meta.get("catalog_version"),
+            metadata=meta.get("metadata"),
+        )
+
+    @classmethod
+    def load(
+        cls,
+        model_uri: str = CHAMPION_URI,
+        tracking_uri: str | None = None,
+        cache_dir: str | Path | None = None,
+    ) -> ScoringModel:
+        """Load a registered model, e.g. ``models:/tradecredit-pd@champion`` or ``.../3``.
+
+        The model is downloaded into ``cache_dir`` (default ``<data_dir>/model_cache``) and a
+        pointer for ``model_uri`` is written there; when the registry cannot be reached the last
+        cached copy for the same URI is used (and a warning logged).
+
+        Raises
+        ------
+        ModelUnavailableError
+            when the registry fails and there is no cached copy, or the URI names no model.
+        """
+        from credit.settings import get_settings
+
+        settings = get_settings()
+        cache = Path(cache_dir) if cache_dir else settings.data_dir / "model_cache"
+        name, ref = _parse_models_uri(model_uri)
+        pointer = cache / name / f"{_safe(ref)}.json"
+        try:
+            version, run_id, bundle = _download(
+                name, ref, tracking_uri or settings.tracking_uri, cache / name
+            )
+        except ModelUnavailableError:
+            raise
+        except Exception as exc:  # registry unreachable: fall back to the local copy
+            if pointer.is_file():
+                info = json.loads(pointer.read_text())
+                log.warning(
+                    "model registry unavailable (%s); using cached %s version %s",
+                    exc,
+                    model_uri,
+                    info["version"],
+                )
+                return cls.from_bundle(
+                    info["bundle"], version=info["version"], run_id=info["run_id"]
+                )
+            raise ModelUnavailableError(
+                f"cannot load {model_uri}: registry unavailable ({exc}) "
+                f"and no cached copy in {cache}"
+            ) from exc
+        pointer.parent.mkdir(parents=True, exist_ok=True)
+        tmp = pointer.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"version": version, "run_id": run_id, "bundle": str(bundle)}))
+        tmp.replace(pointer)
+        return cls.from_bundle(bundle, version=version, run_id=run_id)
+
+
+# --------------------------------------------------------------------------------------------
+# helpers
+# --------------------------------------------------------------------------------------------
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, Mapping):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+def _safe(ref: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in ref)
+
+
+def _parse_models_uri(uri: str) -> tuple[str, str]:
+    """``models:/name@alias`` -> (name, "@alias"); ``models:/name/3`` -> (name, "3")."""
+    if not uri.startswith("models:/"):
+        raise ModelUnavailableError(
+            f"model URI must look like models:/NAME@ALIAS or models:/NAME/VERSION, got {uri!r}"
+        )
+    rest = uri[len("models:/") :].strip("/")
+    if "@" in rest:
+        name, alias = rest.split("@", 1)
+        if name and alias:
+            return name, "@" + alias
+    elif "/" in rest:
+        name, version = rest.split("/", 1)
+        if name and version.isdigit():
+            return name, version
+    raise ModelUnavailableError(
+        f"model URI must look like models:/NAME@ALIAS or models:/NAME/VERSION, got {uri!r}"
+    )
+
+
+def _download(name: str, ref: str, tracking_uri: str, cache: Path) -> tuple[str, str | None, Path]:
+    from mlflow.artifacts import download_artifacts
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    try:
+        mv = (
+            client.get_model_version_by_alias(name, ref[1:])
+            if ref.startswith("@")
+            else client.get_model_version(name, ref)
+        )
+    except MlflowException as exc:
+        if (
+            "RESOURCE_DOES_NOT_EXIST" in str(getattr(exc, "error_code", ""))
+            or "not found" in str(exc).lower()
+        ):
+            raise ModelUnavailableError(f"no registered model {name} {ref}: {exc}") from exc
+        raise
+    version = str(mv.version)
+    target = cache / version
+    bundle = _find_bundle(target)
+    if bundle is None:
+        tmp = cache / f".{version}.partial"
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        tmp.mkdir(parents=True)
+        download_artifacts(
+            artifact_uri=f"models:/{name}/{version}", dst_path=str(tmp), tracking_uri=tracking_uri
+        )
+        if _find_bundle(tmp) is None:
+            raise ModelUnavailableError(f"models:/{name}/{version} holds no scoring bundle")
+        if target.exists():
+            shutil.rmtree(target)
+        tmp.replace(target)
+        bundle = _find_bundle(target)
+    if bundle is None:  # pragma: no cover - just written
+        raise ModelUnavailableError(f"models:/{name}/{version} holds no scoring bundle")
+    return version, mv.run_id, bundle
+
+
+def _find_bundle(root: Path) -> Path | None:
+    if not root.is_dir():
+        return None
+    return next(
+        (p.parent for p in sorted(root.rglob("meta.json")) if (p.parent / "model.txt").is_file()),
+        None,
+    )
