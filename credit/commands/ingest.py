@@ -1,0 +1,112 @@
+"""``credit ingest DIR``: validate trade-record files and store the valid rows."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.console import Console
+
+if TYPE_CHECKING:
+    from credit.ingest import IngestReport
+
+
+def ingest(
+    directory: Annotated[
+        Path,
+        typer.Argument(
+            exists=True,
+            file_okay=False,
+            dir_okay=True,
+            help="Folder with firms, customs, shipments, payments and/or loans files "
+            "(.csv, .csv.gz or .parquet).",
+        ),
+    ],
+    store: Annotated[
+        Path | None,
+        typer.Option(
+            "--store", help="DuckDB record store to write (default: records.duckdb in the "
+            "data directory)."
+        ),
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the summary as JSON (nothing else on stdout).")
+    ] = False,
+    memory_limit: Annotated[
+        str | None,
+        typer.Option("--memory-limit", help="DuckDB memory limit, e.g. 2GB (spills to disk)."),
+    ] = None,
+) -> None:
+    """Validate every row against the data contract and store the valid ones.
+
+    Invalid rows go to the store's `rejected` table with file, line, field and reason.
+    Re-ingesting a file adds nothing. Exit status: 0 when every file was read (rows may
+    still be rejected), 1 when a file could not be ingested (nothing of it is written).
+    """
+    from credit.ingest import ingest_dir
+
+    err = Console(stderr=True)
+    if as_json:
+        report = ingest_dir(directory, store, memory_limit=memory_limit)
+        typer.echo(json.dumps(report.to_dict(), indent=2))
+    else:
+        report = _with_progress(err, directory, store, memory_limit)
+        print_summary(Console(), report)
+    for message in report.errors:
+        err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+def _with_progress(
+    console: Console, directory: Path, store: Path | None, memory_limit: str | None
+) -> IngestReport:
+    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from credit.ingest import ingest_dir
+
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as bar:
+        tasks: dict[str, int] = {}
+
+        def progress(file: str, stage: str, done: int, total: int) -> None:
+            if file not in tasks:
+                tasks[file] = bar.add_task(file, total=total)
+            bar.update(tasks[file], completed=done, description=f"{file}: {stage}")
+
+        return ingest_dir(directory, store, progress=progress, memory_limit=memory_limit)
+
+
+def print_summary(console: Console, report: IngestReport) -> None:
+    """Print the per-record-type summary table of an ingestion."""
+    from rich.table import Table
+
+    table = Table(title=f"Ingested {report.directory} into {report.store}")
+    for col in ("record type", "read", "accepted", "added", "already present", "rejected"):
+        table.add_column(col, justify="left" if col == "record type" else "right")
+    table.add_column("top rejection reasons")
+    for rt, s in report.by_record_type().items():
+        reasons = "\n".join(f"{r['count']} x {r['reason']}" for r in s["top_reasons"])
+        if s["failed"]:
+            reasons = "\n".join([f"FAILED: {', '.join(s['failed'])}", reasons]).strip()
+        table.add_row(
+            rt,
+            *(f"{s[k]:,}" for k in ("read", "accepted", "added", "already_present", "rejected")),
+            reasons,
+        )
+    console.print(table)
+    for f in report.files:
+        for w in f.warnings:
+            console.print(f"[yellow]warning:[/] {f.file}: {w}", highlight=False)
+        if f.status == "not_attempted":
+            console.print(f"[yellow]not attempted:[/] {f.file} (an earlier file failed)")
+    if report.skipped:
+        console.print(f"skipped (not a record file): {', '.join(report.skipped)}", highlight=False)

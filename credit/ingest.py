@@ -1,0 +1,484 @@
+"""Validated ingestion of trade-record files into the record store.
+
+``ingest_dir(DIR)`` reads the ``firms``, ``customs``, ``shipments``, ``payments`` and
+``loans`` files of a directory (CSV or Parquet, by extension; any subset), validates every
+row against the data contract inside DuckDB (vectorised SQL generated from
+:mod:`credit.records`, see :mod:`credit.ingest_sql`) and stores the valid rows. Invalid
+rows go to the ``rejected`` table with the file, line, field, value and a reason.
+
+Rules worth knowing
+-------------------
+* Files are recognised by name: ``<type>.csv``, ``<type>.csv.gz``, ``<type>.parquet``, or
+  the same with a suffix after ``_`` or ``-`` (``payments_2024-01.parquet``). Anything else
+  in the directory is reported as skipped.
+* Record types are ingested in dependency order (firms, customs, shipments, payments,
+  loans) whatever the file order, so a file may reference firms of the same directory.
+* Counts reconcile for every file: ``read = accepted + rejected``. ``accepted`` counts the
+  valid rows, among them ``already_present`` rows identical to a stored record, which add
+  nothing (re-ingesting a file is a no-op). ``added = accepted - already_present``.
+* One transaction per file. A file that cannot be read (empty, not UTF-8, malformed CSV,
+  truncated Parquet, a required column missing) is a *file error*: nothing of it is
+  written, the files after it are not attempted, and the error names the file and the
+  problem. Every file's header is checked before any file is ingested.
+* Unexpected extra columns are ignored with a warning (producers may add columns); a
+  missing optional column is read as empty.
+* CSV: UTF-8, comma separated, ``"`` quoted, header line first; an empty field is empty.
+  The line reported for a rejected row is its data row number + 1 (the header is line
+  1). Parquet: the line reported is the 1-based row number.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import hashlib
+import re
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from credit.ingest_sql import (
+    CheckPlan,
+    codes_values,
+    lit,
+    q,
+    safe_error,
+    validation_select,
+    verdict_select,
+)
+from credit.records import RECORD_TYPES, RecordType, vocabulary
+from credit.settings import get_settings
+from credit.store import MAX_VALUE_CHARS, open_store
+
+_NAME_RE = re.compile(
+    r"^(?P<rt>" + "|".join(RECORD_TYPES) + r")(?:[_-][^/]*)?\.(?P<ext>csv|csv\.gz|parquet)$"
+)
+TOP_REASONS = 3
+
+#: ``progress(file, stage, done, total)`` is called as a file moves through its stages.
+ProgressFn = Callable[[str, str, int, int], None]
+_STAGES = ("reading", "validating", "storing", "done")
+
+
+class IngestError(Exception):
+    """A file could not be ingested at all; the message names the file and the problem."""
+
+    def __init__(self, file: str, problem: str) -> None:
+        super().__init__(f"{file}: {problem}")
+        self.file = file
+        self.problem = problem
+
+
+@dataclass
+class ReasonCount:
+    """How many rows of a file were rejected for one reason."""
+
+    field: str
+    reason: str
+    count: int
+
+
+@dataclass
+class FileReport:
+    """The outcome of one file.
+
+    ``status`` is ``ingested``, ``failed`` (a file error, nothing written) or
+    ``not_attempted`` (an earlier file failed).
+    """
+
+    file: str
+    record_type: str
+    format: str
+    status: str = "not_attempted"
+    read: int = 0
+    accepted: int = 0
+    already_present: int = 0
+    rejected: int = 0
+    top_reasons: list[ReasonCount] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    error: str | None = None
+    sha256: str | None = None
+    seconds: float = 0.0
+
+    @property
+    def added(self) -> int:
+        return self.accepted - self.already_present
+
+
+@dataclass
+class IngestReport:
+    """Everything ``credit ingest`` prints: per file and per record type."""
+
+    directory: str
+    store: str
+    ingestion_date: str
+    files: list[FileReport] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when no file error happened (rejected rows do not make a run fail)."""
+        return not self.errors
+
+    def by_record_type(self) -> dict[str, dict[str, Any]]:
+        """Counts and top reasons summed over the files of each record type."""
+        out: dict[str, dict[str, Any]] = {}
+        for rt in RECORD_TYPES:
+            files = [f for f in self.files if f.record_type == rt]
+            if not files:
+                continue
+            reasons: Counter[tuple[str, str]] = Counter()
+            for f in files:
+                for r in f.top_reasons:
+                    reasons[(r.field, r.reason)] += r.count
+            out[rt] = {
+                "files": len(files),
+                "read": sum(f.read for f in files),
+                "accepted": sum(f.accepted for f in files),
+                "added": sum(f.added for f in files),
+                "already_present": sum(f.already_present for f in files),
+                "rejected": sum(f.rejected for f in files),
+                "top_reasons": [
+                    {"field": k[0], "reason": k[1], "count": n}
+                    for k, n in reasons.most_common(TOP_REASONS)
+                ],
+                "failed": [f.file for f in files if f.status == "failed"],
+            }
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready view of the report."""
+        files = []
+        for f in self.files:
+            d = asdict(f)
+            d["added"] = f.added
+            files.append(d)
+        return {
+            "ok": self.ok,
+            "directory": self.directory,
+            "store": self.store,
+            "ingestion_date": self.ingestion_date,
+            "record_types": self.by_record_type(),
+            "files": files,
+            "skipped": self.skipped,
+            "errors": self.errors,
+        }
+
+    def raise_for_errors(self) -> None:
+        """Raise :class:`IngestError` for the first file error, if any."""
+        for f in self.files:
+            if f.status == "failed":
+                raise IngestError(f.file, f.error or "failed")
+
+
+@dataclass
+class _Source:
+    path: Path
+    rt: RecordType
+    fmt: str
+    columns: dict[str, str] = field(default_factory=dict)
+
+
+def discover(directory: Path) -> tuple[list[_Source], list[str]]:
+    """The record files of ``directory`` in dependency order, and the names skipped."""
+    found: list[_Source] = []
+    skipped: list[str] = []
+    order = {name: i for i, name in enumerate(RECORD_TYPES)}
+    for p in sorted(directory.iterdir()):
+        if p.name.startswith("."):
+            continue
+        m = _NAME_RE.match(p.name)
+        if m is None or not p.is_file():
+            skipped.append(p.name)
+            continue
+        fmt = "parquet" if m["ext"] == "parquet" else "csv"
+        found.append(_Source(p, RECORD_TYPES[m["rt"]], fmt))
+    found.sort(key=lambda s: (order[s.rt.name], s.path.name))
+    return found, skipped
+
+
+def _reader(src: _Source) -> str:
+    path = lit(str(src.path))
+    if src.fmt == "parquet":
+        return f"read_parquet({path})"
+    # The dialect is told, not sniffed: every column is read as text so that a bad value
+    # becomes a rejected row rather than a failed file.
+    columns = "{" + ", ".join(f"{lit(c)}: 'VARCHAR'" for c in src.columns) + "}"
+    return (
+        f"read_csv({path}, header = true, columns = {columns}, delim = ',', quote = '\"', "
+        "escape = '\"', auto_detect = false, strict_mode = true)"
+    )
+
+
+def _csv_header(path: Path) -> list[str]:
+    """The column names on the first line of a CSV file (optionally gzip-compressed)."""
+    opener = gzip.open if path.name.endswith(".gz") else open
+    try:
+        with opener(path, "rb") as fh:
+            first = fh.readline()
+    except OSError as exc:
+        raise IngestError(path.name, f"cannot be read ({exc})") from None
+    try:
+        text = first.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise IngestError(path.name, "not UTF-8 encoded near line 1; save the file as UTF-8") from None
+    if not text.strip():
+        raise IngestError(path.name, "no header line (the first line is empty)")
+    return next(csv.reader([text.rstrip("\r\n")]))
+
+
+def _describe_error(src: _Source, exc: Exception) -> str:
+    msg = str(exc)
+    if "Invalid unicode" in msg or "utf-8" in msg.lower() and "encod" in msg.lower():
+        where = re.search(r"Line: (\d+)", msg)
+        at = f" near line {where.group(1)}" if where else ""
+        return f"not UTF-8 encoded{at}; save the file as UTF-8"
+    if src.fmt == "parquet":
+        return f"not a readable Parquet file ({safe_error(msg)})"
+    return f"malformed CSV ({safe_error(msg)})"
+
+
+def _inspect(con: duckdb.DuckDBPyConnection, src: _Source) -> list[str]:
+    """Read the file's columns; raise :class:`IngestError` when it cannot be used.
+
+    Returns the warnings (extra columns, missing optional columns).
+    """
+    name = src.path.name
+    if src.path.stat().st_size == 0:
+        raise IngestError(name, "file is empty (0 bytes); expected a header line")
+    try:
+        if src.fmt == "csv":
+            header = _csv_header(src.path)
+            if len(set(header)) != len(header):
+                dupes = sorted({c for c in header if header.count(c) > 1})
+                raise IngestError(name, f"duplicate column(s) in the header: {', '.join(dupes)}")
+            src.columns = {c: "VARCHAR" for c in header}
+        else:
+            rows = con.execute(f"DESCRIBE SELECT * FROM {_reader(src)}").fetchall()
+            src.columns = {r[0]: r[1] for r in rows}
+    except IngestError:
+        raise
+    except duckdb.Error as exc:
+        raise IngestError(name, _describe_error(src, exc)) from None
+    if not src.columns:
+        raise IngestError(name, "no header line")
+    rt = src.rt
+    missing = [c for c in rt.required_columns if c not in src.columns]
+    if missing:
+        raise IngestError(
+            name,
+            f"missing required column(s): {', '.join(missing)} "
+            f"(a {rt.name} file needs {', '.join(rt.required_columns)})",
+        )
+    warnings = []
+    extra = [c for c in src.columns if c not in rt.columns]
+    if extra:
+        warnings.append(f"ignored unexpected column(s): {', '.join(extra)}")
+    absent = [c for c in rt.columns if c not in src.columns]
+    if absent:
+        warnings.append(f"optional column(s) absent, read as empty: {', '.join(absent)}")
+    return warnings
+
+
+def _sha256(path: Path, out: list[str]) -> None:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    out.append(h.hexdigest())
+
+
+def _load_vocabularies(con: duckdb.DuckDBPyConnection) -> None:
+    for name in ("iso3166", "iso4217"):
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _vocab_{name} (code VARCHAR PRIMARY KEY)")
+        con.executemany(
+            f"INSERT INTO _vocab_{name} VALUES (?)", [[c] for c in sorted(vocabulary(name))]
+        )
+
+
+def _ingest_file(
+    con: duckdb.DuckDBPyConnection,
+    src: _Source,
+    report: FileReport,
+    ingestion_date: date,
+    ingestion_id: int,
+    progress: ProgressFn | None,
+) -> None:
+    rt = src.rt
+    name = src.path.name
+    started = datetime.now(UTC).replace(tzinfo=None)
+    t0 = time.perf_counter()
+    digest: list[str] = []
+    hasher = threading.Thread(target=_sha256, args=(src.path, digest), daemon=True)
+    hasher.start()
+
+    def step(i: int) -> None:
+        if progress is not None:
+            progress(name, _STAGES[i], i, len(_STAGES) - 1)
+
+    plan = CheckPlan()
+    line_offset = 2 if src.fmt == "csv" else 1
+    con.execute("BEGIN TRANSACTION")
+    try:
+        step(0)
+        try:
+            con.execute(f"CREATE OR REPLACE TEMP TABLE _raw AS SELECT * FROM {_reader(src)}")
+        except duckdb.Error as exc:
+            raise IngestError(name, _describe_error(src, exc)) from None
+        step(1)
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE _stage AS "
+            + validation_select(rt, src.columns, "_raw", line_offset, ingestion_date, plan)
+        )
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE _final AS " + verdict_select(rt, "_stage", plan)
+        )
+        con.execute("DROP TABLE _stage")
+        step(2)
+        cols = ", ".join(q(c) for c in rt.columns)
+        con.execute(
+            f"INSERT INTO {q(rt.name)} ({cols}) SELECT {cols} FROM _final "
+            "WHERE _code IS NULL AND NOT _present"
+        )
+        value_case = " ".join(
+            f"WHEN {lit(c)} THEN CAST(r.{q(c)} AS VARCHAR)" for c in rt.columns if c in src.columns
+        )
+        value_expr = f"CASE c.field {value_case} END" if value_case else "NULL"
+        id_expr = (
+            f"left(CAST(r.{q(rt.id_field)} AS VARCHAR), 64)"
+            if rt.id_field in src.columns
+            else "NULL"
+        )
+        con.execute(
+            f"""
+            INSERT INTO rejected
+            SELECT {ingestion_id}, {lit(name)}, f._line, {lit(rt.name)}, {id_expr}, c.field,
+              CASE WHEN length(v.value) > {MAX_VALUE_CHARS}
+                THEN left(v.value, {MAX_VALUE_CHARS - 3}) || '...' ELSE v.value END,
+              c.reason, {lit(started.isoformat(sep=' '))}::TIMESTAMP
+            FROM (SELECT _line, _code FROM _final WHERE _code IS NOT NULL) f
+            JOIN ({codes_values(plan)}) c(code, field, reason) ON f._code = c.code
+            JOIN _raw r ON r.rowid = f._line - {line_offset}
+            CROSS JOIN LATERAL (SELECT {value_expr} AS value) v
+            """
+        )
+        counts = con.execute(
+            "SELECT count(*), count(*) FILTER (WHERE _code IS NULL), "
+            "count(*) FILTER (WHERE _present), count(*) FILTER (WHERE _code IS NOT NULL) "
+            "FROM _final"
+        ).fetchall()[0]
+        read, accepted, present, rejected = (int(x) for x in counts)
+        if read != accepted + rejected:  # pragma: no cover - guarded by the SQL above
+            raise RuntimeError(f"{name}: counts do not reconcile ({read} != {accepted} + {rejected})")
+        top = con.execute(
+            f"SELECT _code, count(*) AS n FROM _final WHERE _code IS NOT NULL "
+            f"GROUP BY _code ORDER BY n DESC, _code LIMIT {TOP_REASONS}"
+        ).fetchall()
+        hasher.join()
+        finished = datetime.now(UTC).replace(tzinfo=None)
+        con.execute(
+            "INSERT INTO ingestions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [ingestion_id, name, digest[0] if digest else "", rt.name, read, accepted,
+             present, rejected, started, finished],
+        )
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    finally:
+        for t in ("_raw", "_stage", "_final"):
+            con.execute(f"DROP TABLE IF EXISTS {t}")
+    report.status = "ingested"
+    report.read, report.accepted, report.already_present, report.rejected = (
+        read, accepted, present, rejected,
+    )
+    report.top_reasons = [
+        ReasonCount(plan.checks[c].field, plan.checks[c].reason, int(n)) for c, n in top
+    ]
+    report.sha256 = digest[0] if digest else None
+    report.seconds = round(time.perf_counter() - t0, 3)
+    step(3)
+
+
+def ingest_dir(
+    directory: Path | str,
+    store_path: Path | None = None,
+    *,
+    ingestion_date: date | None = None,
+    progress: ProgressFn | None = None,
+    memory_limit: str | None = None,
+) -> IngestReport:
+    """Validate the record files of ``directory`` and store their valid rows.
+
+    Parameters
+    ----------
+    directory : folder holding ``firms``, ``customs``, ``shipments``, ``payments`` and/or
+        ``loans`` files (CSV or Parquet).
+    store_path : the DuckDB record store; default ``get_settings().store_path``.
+    ingestion_date : timestamps on a later day are rejected; default today (UTC).
+    progress : called as ``progress(file, stage, done, total)`` while files are processed.
+    memory_limit : DuckDB memory limit for this run (e.g. ``"2GB"``); beyond it DuckDB
+        spills to disk.
+
+    Returns
+    -------
+    IngestReport
+        Per-file counts (``read = accepted + rejected``), top rejection reasons, skipped
+        files and file errors. A file error does not raise: check ``report.ok`` (or call
+        ``report.raise_for_errors()``).
+
+    Raises
+    ------
+    NotADirectoryError
+        ``directory`` is not a directory.
+    """
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise NotADirectoryError(f"{directory} is not a directory")
+    if store_path is None:
+        store_path = get_settings().store_path
+    day = ingestion_date or datetime.now(UTC).date()
+    report = IngestReport(str(directory), str(store_path), day.isoformat())
+    sources, report.skipped = discover(directory)
+    report.files = [FileReport(s.path.name, s.rt.name, s.fmt) for s in sources]
+    if not sources:
+        report.errors.append(
+            f"{directory}: no record files found (expected "
+            + ", ".join(f"{n}.csv or {n}.parquet" for n in RECORD_TYPES)
+            + ")"
+        )
+        return report
+    con = open_store(store_path)
+    try:
+        if memory_limit:
+            con.execute(f"SET memory_limit = {lit(memory_limit)}")
+        # Check every header before writing anything: a bad file stops the run up front.
+        for src, fr in zip(sources, report.files, strict=True):
+            try:
+                fr.warnings = _inspect(con, src)
+            except IngestError as exc:
+                fr.status, fr.error = "failed", exc.problem
+                report.errors.append(str(exc))
+        if report.errors:
+            return report
+        _load_vocabularies(con)
+        last = con.execute("SELECT coalesce(max(ingestion_id), 0) FROM ingestions").fetchall()
+        next_id = int(last[0][0]) + 1
+        for i, (src, fr) in enumerate(zip(sources, report.files, strict=True)):
+            try:
+                _ingest_file(con, src, fr, day, next_id + i, progress)
+            except IngestError as exc:
+                fr.status, fr.error = "failed", exc.problem
+                report.errors.append(str(exc))
+                break
+    finally:
+        con.close()
+    return report

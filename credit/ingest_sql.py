@@ -1,0 +1,318 @@
+"""SQL generated from the data contract to validate a whole file in one pass.
+
+Every check of :mod:`credit.records` becomes one branch of a ``CASE`` expression that
+returns the number of the first check a row fails (``NULL`` when it passes them all).
+The numbers index :attr:`CheckPlan.checks`, which holds the field and the reason a person
+can act on. Reasons are fixed texts (the offending value is stored beside them), so the
+most frequent reasons of a file can be counted with a ``GROUP BY``.
+
+The order of the checks, first failure wins:
+
+1. per field, in contract order: required, type (parse), allowed values, pattern,
+   vocabulary, range, not after the ingestion date;
+2. the record type's :class:`~credit.records.RowRule` s;
+3. references (a known firm, an existing customs declaration);
+4. duplicates of the record ID within the file (the first valid row is kept);
+5. the store: an ID already stored with different content is rejected; an identical
+   row is counted as already present and adds nothing.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+
+from credit.records import ID_HELP, ID_PATTERN, FieldSpec, RecordType
+
+#: Accepted shapes of a date: ``YYYY-MM-DD`` or an ISO 8601 timestamp, optional offset.
+ISO_DATE_RE = (
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}"
+    r"([T ][0-9]{2}:[0-9]{2}(:[0-9]{2}([.,][0-9]{1,9})?)?(Z|[+-][0-9]{2}(:?[0-9]{2})?)?)?$"
+)
+_INT_RE = r"^[+-]?[0-9]{1,18}(\.0*)?$"
+_TRUE = ("true", "t", "1", "yes", "y")
+_FALSE = ("false", "f", "0", "no", "n")
+
+VOCABULARY_HELP = {
+    "iso3166": "an ISO 3166-1 alpha-2 country code in upper case (e.g. CN, US, DE)",
+    "iso4217": "an ISO 4217 currency code in upper case (e.g. USD, CNY, EUR)",
+}
+_TYPE_HELP = {
+    "timestamp": "a valid date: YYYY-MM-DD or an ISO 8601 timestamp "
+    "(e.g. 2025-03-01T14:05:00+08:00)",
+    "float": "a finite number (use . as the decimal separator, no thousands separator)",
+    "int": "a whole number",
+    "bool": "true or false",
+    "string": "text",
+}
+
+
+def q(name: str) -> str:
+    """Quote an SQL identifier."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def lit(value: str) -> str:
+    """Quote an SQL string literal."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _num(x: float) -> str:
+    return repr(float(x))
+
+
+def _fmt(x: float) -> str:
+    return f"{x:g}"
+
+
+@dataclass(frozen=True)
+class Check:
+    """One way a row can fail: the field reported and the reason given."""
+
+    field: str
+    reason: str
+
+
+@dataclass
+class CheckPlan:
+    """The numbered checks of one record type (index 0 is unused)."""
+
+    checks: list[Check] = field(default_factory=lambda: [Check("", "")])
+
+    def add(self, field_name: str, reason: str) -> int:
+        self.checks.append(Check(field_name, reason))
+        return len(self.checks) - 1
+
+
+def typed_expr(f: FieldSpec, src: str, src_type: str | None) -> str:
+    """SQL turning the source column ``src`` (of DuckDB type ``src_type``) into the contract type.
+
+    ``src_type`` is ``None`` when the (optional) column is absent from the file. A value
+    that cannot be converted becomes ``NULL``; the type check then reports it.
+    """
+    if src_type is None:
+        return f"CAST(NULL AS {f.sql_type})"
+    t = src_type.upper()
+    is_text = t == "VARCHAR"
+    if f.dtype == "string":
+        return f"NULLIF({src}, '')" if is_text else f"CAST({src} AS VARCHAR)"
+    if f.dtype == "float":
+        inner = (
+            f"TRY_CAST(NULLIF(trim({src}), '') AS DOUBLE)"
+            if is_text
+            else f"TRY_CAST({src} AS DOUBLE)"
+        )
+        return f"(CASE WHEN isfinite({inner}) THEN {inner} END)"
+    if f.dtype == "int":
+        if is_text:
+            return (
+                f"(CASE WHEN regexp_full_match(trim({src}), '{_INT_RE}') "
+                f"THEN TRY_CAST(TRY_CAST(trim({src}) AS DOUBLE) AS BIGINT) END)"
+            )
+        if t in {"FLOAT", "DOUBLE", "REAL"} or t.startswith("DECIMAL"):
+            return f"(CASE WHEN {src} = round({src}) THEN TRY_CAST({src} AS BIGINT) END)"
+        return f"TRY_CAST({src} AS BIGINT)"
+    if f.dtype == "bool":
+        if is_text:
+            low = f"lower(trim({src}))"
+            return (
+                f"(CASE WHEN {low} IN ({', '.join(map(lit, _TRUE))}) THEN TRUE "
+                f"WHEN {low} IN ({', '.join(map(lit, _FALSE))}) THEN FALSE END)"
+            )
+        return f"TRY_CAST({src} AS BOOLEAN)"
+    if f.dtype == "timestamp":
+        if is_text:
+            return (
+                f"(CASE WHEN regexp_full_match(trim({src}), '{ISO_DATE_RE}') "
+                f"THEN timezone('UTC', TRY_CAST(trim({src}) AS TIMESTAMPTZ)) END)"
+            )
+        if t.startswith("TIMESTAMP WITH TIME ZONE") or t == "TIMESTAMPTZ":
+            return f"timezone('UTC', {src})"
+        return f"TRY_CAST({src} AS TIMESTAMP)"
+    raise ValueError(f"unsupported contract dtype {f.dtype!r}")  # pragma: no cover
+
+
+def raw_missing_expr(src: str, src_type: str | None) -> str:
+    """SQL that is TRUE when the source value is empty."""
+    if src_type is None:
+        return "TRUE"
+    if src_type.upper() == "VARCHAR":
+        return f"({src} IS NULL OR trim({src}) = '')"
+    return f"({src} IS NULL)"
+
+
+def field_branches(
+    f: FieldSpec,
+    raw: str,
+    src_type: str | None,
+    typed: str,
+    plan: CheckPlan,
+    ingestion_date: date,
+) -> list[str]:
+    """``WHEN ... THEN code`` branches for one field, in check order."""
+    out: list[str] = []
+
+    def when(cond: str, reason: str) -> None:
+        out.append(f"WHEN {cond} THEN {plan.add(f.name, reason)}")
+
+    missing = raw_missing_expr(raw, src_type)
+    if f.required:
+        when(missing, f"{f.name} is required and is empty")
+    if src_type is not None:
+        when(
+            f"NOT {missing} AND {typed} IS NULL",
+            f"{f.name} is not {_TYPE_HELP[f.dtype]}",
+        )
+    present = f"{typed} IS NOT NULL"
+    if f.allowed is not None:
+        when(
+            f"{present} AND {typed} NOT IN ({', '.join(map(lit, f.allowed))})",
+            f"{f.name} must be one of: {', '.join(f.allowed)}",
+        )
+    if f.pattern is not None:
+        if f.pattern == ID_PATTERN:
+            help_ = f"{f.name} is not a valid identifier ({ID_HELP})"
+        elif f.pattern == r"^[0-9]{6}$":
+            help_ = f"{f.name} must be exactly 6 digits"
+        else:
+            help_ = f"{f.name} must match the pattern {f.pattern}"
+        when(f"{present} AND NOT regexp_full_match({typed}, {lit(f.pattern)})", help_)
+    if f.vocabulary is not None:
+        when(
+            f"{present} AND {typed} NOT IN (SELECT code FROM _vocab_{f.vocabulary})",
+            f"{f.name} is not {VOCABULARY_HELP[f.vocabulary]}",
+        )
+    if f.min_value is not None:
+        op = "<" if f.min_inclusive else "<="
+        sign = ">=" if f.min_inclusive else ">"
+        unit = f" {f.unit}" if f.unit and f.unit != "days" else ""
+        when(
+            f"{present} AND {typed} {op} {_num(f.min_value)}",
+            f"{f.name} must be {sign} {_fmt(f.min_value)}{unit}",
+        )
+    if f.max_value is not None:
+        when(
+            f"{present} AND {typed} > {_num(f.max_value)}",
+            f"{f.name} must be <= {_fmt(f.max_value)} (check the unit)",
+        )
+    if f.dtype == "timestamp" and not f.future_ok:
+        limit = (ingestion_date + timedelta(days=1)).isoformat()
+        when(
+            f"{present} AND {typed} >= TIMESTAMP '{limit}'",
+            f"{f.name} is after the ingestion date",
+        )
+    return out
+
+
+def validation_select(
+    rt: RecordType,
+    columns: dict[str, str],
+    source: str,
+    line_offset: int,
+    ingestion_date: date,
+    plan: CheckPlan,
+) -> str:
+    """SELECT giving ``_line``, the typed contract columns and ``_code`` for every row of ``source``.
+
+    Parameters
+    ----------
+    rt : the record type.
+    columns : the file's columns and their DuckDB types.
+    source : the table holding the raw rows (its ``rowid`` is the row order).
+    line_offset : added to ``rowid`` to give the line number reported.
+    ingestion_date : timestamps on a later day are rejected (unless ``future_ok``).
+    plan : receives the numbered checks.
+    """
+    inner_cols = [f"rowid + {line_offset} AS _line"]
+    branches: list[str] = []
+    for f in rt.fields:
+        src_type = columns.get(f.name)
+        raw = q(f.name) if src_type is not None else "NULL"
+        typed = q(f.name)
+        inner_cols.append(f"{typed_expr(f, raw, src_type)} AS {typed}")
+        if src_type is not None:
+            inner_cols.append(f"{raw} AS {q('_raw_' + f.name)}")
+        branches += field_branches(
+            f, q("_raw_" + f.name) if src_type is not None else "NULL", src_type, typed, plan,
+            ingestion_date,
+        )
+    for rule in rt.rules:
+        branches.append(f"WHEN ({rule.sql}) THEN {plan.add(rule.field, rule.reason)}")
+    case = "CASE " + "\n    ".join(branches) + " END"
+    typed_cols = ", ".join(q(c) for c in rt.columns)
+    return (
+        f"SELECT _line, {typed_cols},\n    {case} AS _code\n"
+        f"FROM (SELECT {', '.join(inner_cols)} FROM {source})"
+    )
+
+
+def verdict_select(rt: RecordType, stage: str, plan: CheckPlan) -> str:
+    """SELECT adding references, in-file duplicates and the store comparison to ``_code``.
+
+    The result has ``_line``, the contract columns, ``_code`` (``NULL`` = valid) and
+    ``_present`` (valid and already stored with identical content).
+    """
+    idf = q(rt.id_field)
+    joins: list[str] = []
+    ref_branches: list[str] = []
+    for i, f in enumerate(rt.fields):
+        if f.references is None:
+            continue
+        ref_table, ref_col = f.references
+        alias = f"_ref{i}"
+        joins.append(
+            f"LEFT JOIN (SELECT {q(ref_col)} AS k FROM {q(ref_table)}) {alias} "
+            f"ON s.{q(f.name)} = {alias}.k"
+        )
+        what = "known firm" if ref_table == "firms" else f"stored {ref_table} record"
+        code = plan.add(
+            f.name,
+            f"{f.name} is not a {what} (ingest the {ref_table} file first, "
+            f"or in the same directory)",
+        )
+        ref_branches.append(f"WHEN s.{q(f.name)} IS NOT NULL AND {alias}.k IS NULL THEN {code}")
+    dup = plan.add(rt.id_field, f"duplicate {rt.id_field} in this file (its first valid row is kept)")
+    conflict = plan.add(
+        rt.id_field,
+        f"{rt.id_field} is already stored with different content "
+        "(records are never overwritten; correct the file or use a new ID)",
+    )
+    ref_case = f"CASE {' '.join(ref_branches)} END" if ref_branches else "NULL"
+    same = " AND ".join(f"v.{q(c)} IS NOT DISTINCT FROM t.{q(c)}" for c in rt.columns)
+    cols = ", ".join(f"v.{q(c)}" for c in rt.columns)
+    s_cols = ", ".join(f"s.{q(c)}" for c in rt.columns)
+    return f"""
+WITH v AS (
+  SELECT s._line, {s_cols}, coalesce(s._code, {ref_case}) AS _code
+  FROM {stage} s {' '.join(joins)}
+),
+d AS (
+  SELECT {idf} AS k, min(_line) AS first_line FROM v WHERE _code IS NULL
+  GROUP BY {idf} HAVING count(*) > 1
+),
+w AS (
+  SELECT v._line, {cols},
+    coalesce(v._code, CASE
+      WHEN d.k IS NOT NULL AND v._line <> d.first_line THEN {dup}
+      WHEN t.{idf} IS NOT NULL AND NOT ({same}) THEN {conflict}
+    END) AS _code,
+    t.{idf} IS NOT NULL AS _stored
+  FROM v LEFT JOIN d ON v.{idf} = d.k LEFT JOIN {q(rt.name)} t ON v.{idf} = t.{idf}
+)
+SELECT * EXCLUDE (_stored), _code IS NULL AND _stored AS _present FROM w
+"""
+
+
+def codes_values(plan: CheckPlan) -> str:
+    """A ``VALUES`` list ``(code, field, reason)`` for joining codes to their texts."""
+    rows = [
+        f"({i}, {lit(c.field)}, {lit(c.reason)})" for i, c in enumerate(plan.checks) if i > 0
+    ]
+    return "VALUES " + ", ".join(rows)
+
+
+def safe_error(message: str) -> str:
+    """First meaningful line of a DuckDB error, without its ``... Error:`` prefix."""
+    line = next((ln.strip() for ln in message.splitlines() if ln.strip()), message)
+    return re.sub(r"^[A-Za-z ]*Error:\s*", "", line)
