@@ -48,6 +48,9 @@ def config_cmd() -> None:
 
 
 # --- command registrations (one line per command module) -----------------------------
+from credit.commands import ingest as _ingest  # noqa: E402
+
+app.command("ingest")(_ingest.ingest)
 
 
 def main() -> None:  # pragma: no cover - console entry point alias
