@@ -1,0 +1,150 @@
+"""The audit log: every decision is written here before its response leaves.
+
+A decision that cannot be recorded is not returned (the route answers 503). Rows are only
+ever inserted; reading one back is scoped to the tenant that made it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import Engine
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.exc import SQLAlchemyError
+
+from credit.decisions import Decision, iso
+
+log = logging.getLogger("tradecredit.audit")
+
+_JSON = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+_meta = sa.MetaData()
+decisions = sa.Table(
+    "decisions",
+    _meta,
+    sa.Column("decision_id", sa.String(40), primary_key=True),
+    sa.Column("tenant", sa.String(64), nullable=False),
+    sa.Column("key_id", sa.String(32)),
+    sa.Column("request_hash", sa.String(64), nullable=False),
+    sa.Column("source", sa.String(16), nullable=False),
+    sa.Column("firm_id", sa.String(64), nullable=False),
+    sa.Column("as_of", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("features", _JSON, nullable=False),
+    sa.Column("pd", sa.Float, nullable=False),
+    sa.Column("score", sa.Integer, nullable=False),
+    sa.Column("grade", sa.String(8), nullable=False),
+    sa.Column("reasons", _JSON, nullable=False),
+    sa.Column("model_name", sa.String(200), nullable=False),
+    sa.Column("model_version", sa.String(64), nullable=False),
+    sa.Column("model_run_id", sa.String(64)),
+    sa.Column("thin_file", sa.Boolean),
+    sa.Column("history_months", sa.Float),
+    sa.Column("scored_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+
+class AuditUnavailableError(RuntimeError):
+    """The audit log could not be written; the decision must not be returned."""
+
+
+def _utc(dt: datetime) -> datetime:
+    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
+
+
+class AuditLog:
+    """Insert-only decision log on the service database."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def record(
+        self,
+        items: Sequence[Decision],
+        tenant: str,
+        key_id: str | None,
+        request_hashes: Sequence[str],
+    ) -> None:
+        """Write decisions in one transaction; raise :class:`AuditUnavailableError` on failure."""
+        if not items:
+            return
+        rows = [
+            {
+                "decision_id": d.decision_id,
+                "tenant": tenant,
+                "key_id": key_id,
+                "request_hash": h,
+                "source": d.source,
+                "firm_id": d.firm_id,
+                "as_of": d.as_of,
+                "features": d.features,
+                "pd": d.pd,
+                "score": d.score,
+                "grade": d.grade,
+                "reasons": d.reasons,
+                "model_name": d.model["name"],
+                "model_version": d.model["version"] or "unregistered",
+                "model_run_id": d.model["run_id"],
+                "thin_file": d.data.get("thin_file"),
+                "history_months": d.data.get("history_months"),
+                "scored_at": d.scored_at,
+            }
+            for d, h in zip(items, request_hashes, strict=True)
+        ]
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(decisions.insert(), rows)
+        except (SQLAlchemyError, OSError) as exc:
+            log.error("audit write failed: %s", type(exc).__name__, extra={"n": len(rows)})
+            raise AuditUnavailableError("the audit log is unavailable") from exc
+
+    def get(self, tenant: str, decision_id: str) -> dict[str, Any] | None:
+        """The recorded decision if ``tenant`` made it, else ``None``."""
+        q = sa.select(decisions).where(
+            decisions.c.decision_id == decision_id, decisions.c.tenant == tenant
+        )
+        try:
+            with self.engine.connect() as conn:
+                row = conn.execute(q).mappings().first()
+        except (SQLAlchemyError, OSError) as exc:
+            raise AuditUnavailableError("the audit log is unavailable") from exc
+        if row is None:
+            return None
+        return {
+            "decision_id": row["decision_id"],
+            "firm_id": row["firm_id"],
+            "as_of": iso(_utc(row["as_of"])),
+            "pd": row["pd"],
+            "score": row["score"],
+            "grade": row["grade"],
+            "reasons": row["reasons"],
+            "model": {
+                "name": row["model_name"],
+                "version": row["model_version"],
+                "run_id": row["model_run_id"],
+            },
+            "data": {"thin_file": row["thin_file"], "history_months": row["history_months"]},
+            "scored_at": iso(_utc(row["scored_at"])),
+            "source": row["source"],
+            "key_id": row["key_id"],
+            "request_hash": row["request_hash"],
+            "features": row["features"],
+        }
+
+    def count(self, tenant: str | None = None) -> int:
+        """Number of recorded decisions (for one tenant or all)."""
+        q = sa.select(sa.func.count()).select_from(decisions)
+        if tenant is not None:
+            q = q.where(decisions.c.tenant == tenant)
+        with self.engine.connect() as conn:
+            return int(conn.execute(q).scalar_one())
+
+    def ping(self) -> bool:
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(sa.text("SELECT 1"))
+            return True
+        except (SQLAlchemyError, OSError):
+            return False

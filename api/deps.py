@@ -1,0 +1,93 @@
+"""Shared dependencies: settings, the service state, the model in service, callers by role."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+from fastapi import Depends, HTTPException, Request
+from sqlalchemy import Engine
+
+from api.audit import AuditLog
+from api.metrics import Metrics
+from api.ratelimit import TokenBucket
+from api.security import Principal, require
+from credit.scoring import ScoringModel
+from credit.settings import Settings, get_settings
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+class ModelHolder:
+    """The model in service. Swapping is one reference assignment, so a request that took the
+    model keeps scoring with it while a reload installs the next one."""
+
+    def __init__(self, loader: Callable[[], ScoringModel]) -> None:
+        self._loader = loader
+        self._model: ScoringModel | None = None
+        self._lock = threading.Lock()
+        self.loaded_at: float | None = None
+        self.error: str | None = None
+
+    @property
+    def current(self) -> ScoringModel | None:
+        return self._model
+
+    def load(self) -> tuple[ScoringModel | None, ScoringModel]:
+        """Load a model with the loader, check it scores, swap it in; return (old, new).
+
+        Any failure leaves the current model in place and propagates.
+        """
+        with self._lock:
+            model = self._loader()
+            # Score one all-missing row so a broken artifact fails here, not on a request.
+            import numpy as np
+
+            model.explain(np.full((1, model.n_features), np.nan), top_k=1)
+            old, self._model = self._model, model
+            self.loaded_at = time.time()
+            self.error = None
+            return old, model
+
+
+@dataclass
+class ServiceState:
+    """Everything the routes share, built in the lifespan."""
+
+    settings: Settings
+    engine: Engine
+    audit: AuditLog
+    models: ModelHolder
+    metrics: Metrics
+    key_limiter: TokenBucket
+    auth_failures: TokenBucket
+    online: Any = None
+    online_error: str | None = None
+    started_at: float = field(default_factory=time.time)
+
+
+def get_state(request: Request) -> ServiceState:
+    state: ServiceState = request.app.state.service
+    return state
+
+
+StateDep = Annotated[ServiceState, Depends(get_state)]
+
+
+def get_model(request: Request) -> ScoringModel:
+    """The model in service, or 503 when none is loaded."""
+    model = request.app.state.service.models.current
+    if model is None:
+        raise HTTPException(
+            503, "no model loaded: train and promote one, then POST /v1/admin/reload"
+        )
+    return model
+
+
+ModelDep = Annotated[ScoringModel, Depends(get_model)]
+Lender = Annotated[Principal, Depends(require("lender", "admin"))]
+AnyRole = Annotated[Principal, Depends(require("lender", "platform", "admin"))]
+Admin = Annotated[Principal, Depends(require("admin"))]

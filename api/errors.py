@@ -1,0 +1,87 @@
+"""Error bodies and handlers: every error is JSON ``{error, detail, request_id}``.
+
+Validation errors name the field path and what is wrong (the offending input is not echoed);
+an unexpected exception becomes a plain 500 with the request ID, its traceback going only to
+the server log.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from api.logging import request_id_var
+
+log = logging.getLogger("tradecredit.api")
+
+ERROR_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "validation_error",
+    429: "rate_limited",
+    500: "internal_error",
+    503: "unavailable",
+}
+
+
+def error_body(status: int, detail: Any) -> dict[str, Any]:
+    return {
+        "error": ERROR_CODES.get(status, "error"),
+        "detail": detail,
+        "request_id": request_id_var.get(),
+    }
+
+
+def format_validation_errors(
+    errors: Iterable[Mapping[str, Any]], prefix: tuple[Any, ...] = ()
+) -> list[dict[str, str]]:
+    """``[{"loc": "body.records.payments.3.amount_usd", "msg": ..., "type": ...}]``."""
+    out = []
+    for e in errors:
+        loc = prefix + tuple(e.get("loc", ()))
+        out.append(
+            {
+                "loc": ".".join(str(p) for p in loc),
+                "msg": str(e.get("msg", "invalid value")),
+                "type": str(e.get("type", "value_error")),
+            }
+        )
+    return out
+
+
+def _json(status: int, detail: Any, headers: Mapping[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(error_body(status, detail), status_code=status, headers=dict(headers or {}))
+
+
+async def _validation(_: Request, exc: Exception) -> JSONResponse:
+    errors = exc.errors() if isinstance(exc, RequestValidationError) else []
+    return _json(422, format_validation_errors(errors))
+
+
+async def _http(_: Request, exc: Exception) -> JSONResponse:
+    if not isinstance(exc, StarletteHTTPException):  # pragma: no cover - registered for it only
+        return _json(500, "internal error")
+    return _json(exc.status_code, exc.detail, exc.headers)
+
+
+async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+    log.error("unhandled error", exc_info=exc)
+    return _json(500, "internal error; quote the request_id when reporting it")
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers on ``app``."""
+    app.add_exception_handler(RequestValidationError, _validation)
+    app.add_exception_handler(StarletteHTTPException, _http)
+    app.add_exception_handler(Exception, _unexpected)

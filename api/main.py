@@ -1,0 +1,250 @@
+"""The scoring service: ``create_app()`` builds the FastAPI application.
+
+Nothing happens at import: the lifespan applies the database migrations, loads the champion
+model (``models:/tradecredit-pd@champion``, falling back to the local copy) and opens the
+stores. Run it with ``credit serve`` or ``uvicorn --factory api.main:create_app``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api import errors
+from api.audit import AuditLog
+from api.deps import ModelHolder, ServiceState
+from api.logging import configure_logging, request_id_var
+from api.metrics import Metrics
+from api.ratelimit import TokenBucket
+from credit.scoring import CHAMPION_URI, ScoringModel
+from credit.settings import Settings, get_settings
+
+log = logging.getLogger("tradecredit.api")
+
+DESCRIPTION = """
+Credit decisions for small cross-border e-commerce firms: calibrated probability of default,
+score, grade and the reasons behind them (exact TreeSHAP), from customs, logistics and payment
+histories.
+
+**Authentication**: every `/v1` endpoint needs an API key (`credit keys create --tenant NAME
+--role lender|platform|admin`), sent as `X-API-Key: <key>` or `Authorization: Bearer <key>`.
+
+**Errors** are JSON `{"error", "detail", "request_id"}`: 401 no or bad key, 403 wrong role,
+404 unknown firm or decision, 413 body too large, 422 invalid input (with field paths), 429 rate
+limited (see `Retry-After`), 503 no model or audit log unavailable (no decision is returned
+unless it was recorded).
+"""
+
+ModelLoader = Callable[[Settings], ScoringModel]
+
+
+def default_model_loader(settings: Settings) -> ScoringModel:
+    """The registry champion (or its cached copy when the registry is unreachable)."""
+    return ScoringModel.load(CHAMPION_URI, tracking_uri=settings.tracking_uri)
+
+
+class _BodyTooLargeError(Exception):
+    pass
+
+
+class RequestContextMiddleware:
+    """Request IDs, body-size limit, access log and request metrics (pure ASGI, cheap)."""
+
+    def __init__(self, app: ASGIApp, max_body: int, metrics: Metrics) -> None:
+        self.app = app
+        self.max_body = max_body
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        rid = _request_id(scope)
+        token = request_id_var.set(rid)
+        status = {"code": 500, "started": False}
+
+        async def send_wrapper(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+                status["started"] = True
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (b"x-request-id", rid.encode())]
+            await send(message)
+
+        try:
+            length = _content_length(scope)
+            if length is not None and length > self.max_body:
+                await _send_error(send_wrapper, 413, f"request body over {self.max_body} bytes")
+                return
+            received = 0
+
+            async def limited_receive() -> Message:
+                nonlocal received
+                message = await receive()
+                if message["type"] == "http.request":
+                    received += len(message.get("body", b""))
+                    if received > self.max_body:
+                        raise _BodyTooLargeError
+                return message
+
+            await self.app(scope, limited_receive, send_wrapper)
+        except _BodyTooLargeError:
+            if not status["started"]:
+                await _send_error(send_wrapper, 413, f"request body over {self.max_body} bytes")
+        except Exception as exc:  # a bug: JSON 500 without a trace, the trace in the log
+            log.error("unhandled error", exc_info=exc)
+            if not status["started"]:
+                await _send_error(send_wrapper, 500, "internal error; quote the request_id")
+        finally:
+            elapsed = time.perf_counter() - start
+            route = scope.get("route")
+            path = getattr(route, "path", None) or "unmatched"
+            method = scope.get("method", "")
+            self.metrics.observe_request(path, method, int(status["code"]), elapsed)
+            principal = getattr(scope.get("state", {}).get("principal"), "key_id", None)
+            tenant = getattr(scope.get("state", {}).get("principal"), "tenant", None)
+            log.info(
+                "request",
+                extra={
+                    "method": method,
+                    "route": path,
+                    "status": status["code"],
+                    "ms": round(elapsed * 1000, 3),
+                    "tenant": tenant,
+                    "key_id": principal,
+                },
+            )
+            request_id_var.reset(token)
+
+
+def _request_id(scope: Scope) -> str:
+    for k, v in scope.get("headers", ()):
+        if k == b"x-request-id":
+            s = v.decode("latin-1")
+            if 0 < len(s) <= 64 and all(c.isalnum() or c in "-_." for c in s):
+                return s
+            break
+    return uuid.uuid4().hex
+
+
+def _content_length(scope: Scope) -> int | None:
+    for k, v in scope.get("headers", ()):
+        if k == b"content-length":
+            try:
+                return int(v)
+            except ValueError:
+                return None
+    return None
+
+
+async def _send_error(send: Send, status: int, detail: str) -> None:
+    body = json.dumps(errors.error_body(status, detail)).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+def _open_online_store(settings: Settings) -> tuple[Any, str | None]:
+    try:
+        from features.online import OnlineStore  # type: ignore[import-not-found,unused-ignore]
+    except ImportError as exc:
+        return None, f"online store code not available: {exc}"
+    try:
+        return OnlineStore(settings.service_database_url), None
+    except Exception as exc:
+        return None, f"online store unavailable: {type(exc).__name__}: {exc}"
+
+
+def create_app(
+    settings: Settings | None = None,
+    model_loader: ModelLoader | None = None,
+    migrate: bool = True,
+    online_store: Any = None,
+) -> FastAPI:
+    """Build the service.
+
+    Parameters
+    ----------
+    settings : configuration (default: ``get_settings()``, or its override in
+        ``app.dependency_overrides`` when the app starts).
+    model_loader : how to get the model (default: the registry champion with local fallback);
+        called at startup and by ``POST /v1/admin/reload``.
+    migrate : apply the database migrations at startup.
+    online_store : an object with ``get(firm_id, as_of=None) -> (as_of, features) | None``
+        (default: ``features.online.OnlineStore`` on the service database).
+    """
+    from api.routes import decisions, health, model, score
+
+    metrics = Metrics()
+    loader = model_loader or default_model_loader
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        from credit.db import make_engine, upgrade
+
+        s = settings or app.dependency_overrides.get(get_settings, get_settings)()
+        configure_logging(s.api_log_level)
+        engine = make_engine(s.service_database_url)
+        if migrate:
+            upgrade(engine)
+        holder = ModelHolder(lambda: loader(s))
+        state = ServiceState(
+            settings=s,
+            engine=engine,
+            audit=AuditLog(engine),
+            models=holder,
+            metrics=metrics,
+            key_limiter=TokenBucket(s.api_rate_limit, s.api_rate_burst),
+            auth_failures=TokenBucket(1.0, 20),
+        )
+        if online_store is not None:
+            state.online = online_store
+        else:
+            state.online, state.online_error = _open_online_store(s)
+        try:
+            _, m = holder.load()
+            metrics.set_model(m.name, m.version)
+            log.info("model loaded", extra={"model": m.identity()})
+        except Exception as exc:  # start anyway: readyz says why, scoring answers 503
+            holder.error = f"{type(exc).__name__}: {exc}"
+            log.error("no model loaded", extra={"reason": holder.error})
+        app.state.service = state
+        try:
+            yield
+        finally:
+            engine.dispose()
+
+    app = FastAPI(
+        title="tradecredit scoring service",
+        version="1",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    errors.install(app)
+    app.add_middleware(
+        RequestContextMiddleware,
+        max_body=(settings or get_settings()).api_max_body_bytes,
+        metrics=metrics,
+    )
+    app.include_router(health.router)
+    app.include_router(score.router)
+    app.include_router(decisions.router)
+    app.include_router(model.router)
+    return app

@@ -1,0 +1,92 @@
+"""Prometheus metrics of one app: requests by route and status, latency, scores and grades.
+
+Each app owns its registry, so several apps (tests) never collide. With several uvicorn
+workers each worker counts its own requests; scrape them behind
+``PROMETHEUS_MULTIPROC_DIR`` for a merged view.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
+_SCORE_BUCKETS = tuple(float(b) for b in range(300, 900, 50))
+
+
+class Metrics:
+    """The service's metrics on a private registry."""
+
+    content_type = CONTENT_TYPE_LATEST
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "tradecredit_http_requests",
+            "HTTP requests by route template, method and status.",
+            ["route", "method", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "tradecredit_http_request_duration_seconds",
+            "HTTP request latency by route template, method and status.",
+            ["route", "method", "status"],
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.scores = Histogram(
+            "tradecredit_decision_score",
+            "Scores of the decisions returned.",
+            buckets=_SCORE_BUCKETS,
+            registry=self.registry,
+        )
+        self.grades = Counter(
+            "tradecredit_decisions",
+            "Decisions returned, by grade and model version.",
+            ["grade", "model_version"],
+            registry=self.registry,
+        )
+        self.audit_failures = Counter(
+            "tradecredit_audit_write_failures",
+            "Decisions withheld because the audit log could not be written.",
+            registry=self.registry,
+        )
+        self.model_info = Gauge(
+            "tradecredit_model_loaded",
+            "1 for the model version in service.",
+            ["name", "version"],
+            registry=self.registry,
+        )
+
+    def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
+        s = str(status)
+        self.requests.labels(route, method, s).inc()
+        self.latency.labels(route, method, s).observe(seconds)
+
+    def observe_decisions(self, decisions: Iterable[tuple[int, str, str]]) -> None:
+        """Record ``(score, grade, model_version)`` of returned decisions."""
+        for score, grade, version in decisions:
+            self.scores.observe(score)
+            self.grades.labels(grade, version).inc()
+
+    def set_model(self, name: str, version: str | None) -> None:
+        self.model_info.clear()
+        self.model_info.labels(name, version or "unregistered").set(1)
+
+    def render(self) -> bytes:
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            from prometheus_client import multiprocess
+
+            reg = CollectorRegistry()
+            multiprocess.MultiProcessCollector(reg)
+            return generate_latest(reg)
+        return generate_latest(self.registry)

@@ -1,0 +1,83 @@
+"""Liveness, readiness and metrics (no API key: for orchestrators and Prometheus)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+
+from api.schemas import Ready
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get(
+    "/healthz",
+    summary="Liveness: the process answers",
+    responses={200: {"content": {"application/json": {"example": {"status": "ok"}}}}},
+)
+def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get(
+    "/readyz",
+    summary="Readiness: model loaded, audit log and online store reachable",
+    response_model=Ready,
+    responses={
+        200: {
+            "content": {
+                "application/json": {
+                    "example": {
+                        "ready": True,
+                        "checks": {
+                            "model": {"ok": True, "version": "3", "name": "tradecredit-pd"},
+                            "audit_log": {"ok": True},
+                            "online_store": {"ok": True},
+                        },
+                    }
+                }
+            }
+        },
+        503: {"description": "Not ready; `checks` says what is missing.", "model": Ready},
+    },
+)
+def readyz(request: Request) -> JSONResponse:
+    state = request.app.state.service
+    model = state.models.current
+    checks: dict[str, Any] = {
+        "model": (
+            {"ok": True, **model.identity()}
+            if model is not None
+            else {"ok": False, "reason": state.models.error or "not loaded"}
+        ),
+        "audit_log": {"ok": state.audit.ping()},
+        "online_store": (
+            {"ok": state.audit.ping()}
+            if state.online is not None
+            else {"ok": False, "reason": state.online_error}
+        ),
+    }
+    ready = all(c["ok"] for c in checks.values())
+    return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
+
+
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    response_class=Response,
+    responses={
+        200: {
+            "content": {
+                "text/plain": {
+                    "example": 'tradecredit_http_requests_total{method="POST",'
+                    'route="/v1/score",status="200"} 42.0\n'
+                }
+            }
+        }
+    },
+)
+def metrics(request: Request) -> Response:
+    m = request.app.state.service.metrics
+    return Response(m.render(), media_type=m.content_type)

@@ -1,0 +1,87 @@
+"""API-key authentication, roles and per-key rate limits.
+
+A key comes as ``X-API-Key: <key>`` or ``Authorization: Bearer <key>``. Missing or wrong: 401;
+right key, wrong role: 403; over the key's rate: 429 with ``Retry-After``. Repeated failures
+from one client are rate limited too, before the key is even looked at.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from fastapi import Depends, HTTPException, Request, Security
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+
+from credit.keys import Role, verify_key
+
+api_key_header = APIKeyHeader(
+    name="X-API-Key",
+    auto_error=False,
+    description="API key from `credit keys create` (or send it as `Authorization: Bearer`).",
+)
+bearer = HTTPBearer(auto_error=False, description="The same API key as a bearer token.")
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling: the key's id, its tenant and its role."""
+
+    key_id: str
+    tenant: str
+    role: Role
+
+
+def _client(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def authenticate(
+    request: Request,
+    api_key: str | None = Security(api_key_header),
+    token: HTTPAuthorizationCredentials | None = Security(bearer),
+) -> Principal:
+    """The caller behind the request's API key, or 401 / 429."""
+    state = request.app.state.service
+    client = _client(request)
+    failures = state.auth_failures
+    if failures.enabled and failures.peek(client) < 1:
+        raise HTTPException(
+            429,
+            "too many failed authentications from this client; wait and retry",
+            headers={"Retry-After": str(max(1, int(1 / failures.rate)))},
+        )
+    plaintext = api_key or (token.credentials if token is not None else None)
+    key = verify_key(state.engine, plaintext) if plaintext else None
+    if key is None:
+        failures.acquire(client)
+        msg = (
+            "missing API key: send it as X-API-Key or Authorization: Bearer"
+            if not plaintext
+            else "invalid or revoked API key"
+        )
+        raise HTTPException(401, msg, headers={"WWW-Authenticate": "Bearer"})
+    allowed, retry_after = state.key_limiter.acquire(key.key_id)
+    if not allowed:
+        raise HTTPException(
+            429,
+            "rate limit exceeded for this API key",
+            headers={"Retry-After": str(retry_after)},
+        )
+    principal = Principal(key.key_id, key.tenant, key.role)
+    request.state.principal = principal
+    return principal
+
+
+def require(*roles: Role) -> Callable[..., Principal]:
+    """A dependency that admits only callers with one of ``roles`` (else 403)."""
+
+    def dependency(principal: Principal = Depends(authenticate)) -> Principal:
+        if principal.role not in roles:
+            raise HTTPException(
+                403, f"this endpoint needs the role {' or '.join(roles)}; key has {principal.role}"
+            )
+        return principal
+
+    dependency.__name__ = f"require_{'_'.join(roles)}"
+    return dependency

@@ -1,0 +1,255 @@
+"""Credit decisions: one firm's feature vector -> a recorded-ready decision.
+
+The API (``POST /v1/score``), ``credit score`` and batch scoring build decisions here, on top
+of the one scoring core (:class:`credit.scoring.ScoringModel`): this module turns feature
+mappings into the model's numpy matrix (no pandas on the hot path), calls the core once for the
+whole batch and shapes each row into a :class:`Decision`. It never computes a score itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import uuid
+import weakref
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any, Literal
+
+import numpy as np
+
+from credit.scoring import ScoringInputError, ScoringModel
+
+Explain = Literal["top", "full", "none"]
+TOP_K = 4
+
+#: Feature names (in order of preference) read for the data-sufficiency block.
+THIN_FILE_FEATURES = ("thin_file", "is_thin_file", "thin_file_flag")
+HISTORY_FEATURES = ("history_months", "months_of_history", "months_history", "tenure_months")
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One scored firm, as returned by the API and written to the audit log."""
+
+    decision_id: str
+    firm_id: str
+    as_of: datetime
+    pd: float
+    score: int
+    grade: str
+    reasons: list[dict[str, Any]]
+    model: dict[str, str | None]
+    data: dict[str, Any]
+    scored_at: datetime
+    features: dict[str, Any]
+    source: str = "online_store"
+    explanation: dict[str, Any] | None = field(default=None)
+
+    def to_response(self) -> dict[str, Any]:
+        """The JSON body of a decision (no feature vector: that stays in the audit log)."""
+        out: dict[str, Any] = {
+            "decision_id": self.decision_id,
+            "firm_id": self.firm_id,
+            "as_of": iso(self.as_of),
+            "pd": self.pd,
+            "score": self.score,
+            "grade": self.grade,
+            "reasons": self.reasons,
+            "model": self.model,
+            "data": self.data,
+            "scored_at": iso(self.scored_at),
+        }
+        if self.explanation is not None:
+            out["explanation"] = self.explanation
+        return out
+
+    def same_outcome(self, other: Decision, tol: float = 1e-12) -> bool:
+        """Whether two decisions agree on everything but their id and time."""
+        return (
+            self.firm_id == other.firm_id
+            and self.as_of == other.as_of
+            and abs(self.pd - other.pd) <= tol
+            and self.score == other.score
+            and self.grade == other.grade
+            and [r["code"] for r in self.reasons] == [r["code"] for r in other.reasons]
+            and self.model == other.model
+        )
+
+
+def iso(dt: datetime) -> str:
+    """ISO 8601 in UTC with a ``Z``."""
+    return to_utc(dt).isoformat().replace("+00:00", "Z")
+
+
+def to_utc(value: datetime | date | str) -> datetime:
+    """A timezone-aware UTC datetime; naive values and bare dates are taken as UTC."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if not isinstance(value, datetime):
+        value = datetime(value.year, value.month, value.day)
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+def request_hash(payload: Any) -> str:
+    """sha256 of the canonical JSON of a request (keys sorted), for the audit log."""
+    blob = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+def new_decision_id() -> str:
+    return "dec_" + uuid.uuid4().hex
+
+
+def _finite(v: Any) -> Any:
+    if isinstance(v, float | np.floating):
+        f = float(v)
+        return f if math.isfinite(f) else None
+    if isinstance(v, np.integer):
+        return int(v)
+    if isinstance(v, np.bool_):
+        return bool(v)
+    return v
+
+
+class _Encoder:
+    """Feature mappings -> the model's float matrix, categorical labels -> codes."""
+
+    def __init__(self, model: ScoringModel) -> None:
+        self.names = list(model.feature_names)
+        self.lookup = {
+            j: {lab: float(i) for i, lab in enumerate(model.categories[f])}
+            for j, f in enumerate(self.names)
+            if f in model.categories
+        }
+
+    def encode(self, rows: Sequence[Mapping[str, Any]]) -> np.ndarray:
+        n, m = len(rows), len(self.names)
+        out = np.empty((n, m), dtype=np.float64)
+        for i, row in enumerate(rows):
+            missing = [f for f in self.names if f not in row]
+            if missing:
+                raise ScoringInputError(
+                    f"feature vector lacks {len(missing)} model feature(s): "
+                    f"{', '.join(missing[:5])}{', ...' if len(missing) > 5 else ''}"
+                )
+            for j, f in enumerate(self.names):
+                v = row[f]
+                if j in self.lookup:
+                    out[i, j] = self.lookup[j].get(str(v), np.nan) if v is not None else np.nan
+                elif v is None:
+                    out[i, j] = np.nan
+                else:
+                    try:
+                        out[i, j] = float(v)
+                    except (TypeError, ValueError) as exc:
+                        raise ScoringInputError(
+                            f"feature {f!r} must be numeric, got {v!r}"
+                        ) from exc
+        return out
+
+
+_encoders: weakref.WeakKeyDictionary[ScoringModel, _Encoder] = weakref.WeakKeyDictionary()
+
+
+def encode(model: ScoringModel, rows: Sequence[Mapping[str, Any]]) -> np.ndarray:
+    """The model's feature matrix for feature mappings (one per row)."""
+    enc = _encoders.get(model)
+    if enc is None:
+        enc = _encoders[model] = _Encoder(model)
+    return enc.encode(rows)
+
+
+def data_sufficiency(features: Mapping[str, Any]) -> dict[str, Any]:
+    """``{thin_file, history_months}`` read from the feature vector (``None`` when absent)."""
+    thin = next((features[k] for k in THIN_FILE_FEATURES if k in features), None)
+    months = next((features[k] for k in HISTORY_FEATURES if k in features), None)
+    months = _finite(months)
+    thin_flag = None if thin is None or _finite(thin) is None else bool(thin)
+    return {"thin_file": thin_flag, "history_months": months}
+
+
+def decide(
+    model: ScoringModel,
+    items: Sequence[tuple[str, datetime, Mapping[str, Any]]],
+    explain: Explain | Sequence[Explain] = "top",
+    source: str = "online_store",
+    scored_at: datetime | None = None,
+) -> list[Decision]:
+    """Score ``(firm_id, as_of, features)`` items with ``model`` in one call to the core.
+
+    Parameters
+    ----------
+    model : the scoring core to use (one version for the whole call).
+    items : firm id, the as-of date of its features, and the feature mapping (every model
+        feature must be a key; ``None`` means missing).
+    explain : ``"top"`` (up to 4 reason codes), ``"full"`` (also every contribution, the base
+        value and the raw log-odds) or ``"none"`` (no SHAP work); one value or one per item.
+    source : ``online_store`` or ``posted``, recorded with each decision.
+
+    Raises
+    ------
+    ScoringInputError
+        When a feature vector does not fit the model.
+    """
+    if not items:
+        return []
+    modes = [explain] * len(items) if isinstance(explain, str) else list(explain)
+    if len(modes) != len(items):
+        raise ValueError("explain must be one value or one per item")
+    X = encode(model, [f for _, _, f in items])
+    now = scored_at or datetime.now(UTC)
+    identity = model.identity()
+    names = model.feature_names
+    need_shap = [i for i, m in enumerate(modes) if m != "none"]
+    reasons: dict[int, list[dict[str, Any]]] = {}
+    explanations: dict[int, dict[str, Any]] = {}
+    if need_shap:
+        ex = model.explain(X[need_shap], top_k=TOP_K)
+        pd_, score_, grade_ = ex.scores.pd, ex.scores.score, ex.scores.grade
+        pdv = np.empty(len(items))
+        scv = np.empty(len(items), dtype=np.int64)
+        grv = np.empty(len(items), dtype=object)
+        pdv[need_shap], scv[need_shap], grv[need_shap] = pd_, score_, grade_
+        for r, i in enumerate(need_shap):
+            reasons[i] = [{k: _finite(v) for k, v in rs.to_dict().items()} for rs in ex.reasons[r]]
+            if modes[i] == "full":
+                explanations[i] = {
+                    "base_value": float(ex.base_value[r]),
+                    "raw_log_odds": float(ex.scores.raw[r]),
+                    "contributions": {
+                        f: float(c) for f, c in zip(names, ex.contributions[r], strict=True)
+                    },
+                }
+        rest = [i for i, m in enumerate(modes) if m == "none"]
+        if rest:
+            s = model.predict(X[rest])
+            pdv[rest], scv[rest], grv[rest] = s.pd, s.score, s.grade
+    else:
+        s = model.predict(X)
+        pdv, scv, grv = s.pd, s.score, s.grade.astype(object)
+    out = []
+    for i, (firm_id, as_of, feats) in enumerate(items):
+        vector = {f: _finite(feats[f]) for f in names}
+        out.append(
+            Decision(
+                decision_id=new_decision_id(),
+                firm_id=firm_id,
+                as_of=to_utc(as_of),
+                pd=float(pdv[i]),
+                score=int(scv[i]),
+                grade=str(grv[i]),
+                reasons=reasons.get(i, []),
+                model=identity,
+                data=data_sufficiency(feats),
+                scored_at=now,
+                features=vector,
+                source=source,
+                explanation=explanations.get(i),
+            )
+        )
+    return out

@@ -1,0 +1,1 @@
+"""Alembic migrations of the service database, applied by :func:`credit.db.upgrade`."""

@@ -1,0 +1,95 @@
+"""Support for the API tests: a tiny trained model, an in-memory online store, keys."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+
+from credit.scale import ScoreScale
+from credit.scoring import Calibrator, ScoringModel
+
+FEATURES = ["late_share_180d", "months_of_history", "thin_file", "settlements_90d", "category"]
+CATEGORIES = {"category": ["food", "cosmetics", "electronics_digital"]}
+TEXTS = {
+    "late_share_180d": "Many invoices paid late in the last 180 days",
+    "months_of_history": "Short trading history",
+    "thin_file": "Too little history",
+    "settlements_90d": "Low platform settlements in the last 90 days",
+    "category": "Product category",
+}
+
+
+def train_model(seed: int = 0, n_trees: int = 30, version: str = "1") -> ScoringModel:
+    """A small LightGBM PD model on synthetic data, wrapped in the scoring core."""
+    import lightgbm as lgb
+
+    rng = np.random.default_rng(seed)
+    n = 3000
+    late = rng.uniform(0, 1, n)
+    months = rng.integers(1, 60, n).astype(float)
+    thin = (months < 6).astype(float)
+    vol = rng.lognormal(9, 1, n)
+    cat = rng.integers(0, 3, n).astype(float)
+    z = -3.5 + 3.0 * late - 0.02 * months + 0.8 * thin - 0.3 * (np.log(vol) - 9) + 0.3 * cat
+    y = (rng.uniform(size=n) < 1 / (1 + np.exp(-z))).astype(int)
+    X = np.column_stack([late, months, thin, vol, cat])
+    X[rng.uniform(size=n) < 0.05, 0] = np.nan  # some missing values
+    ds = lgb.Dataset(X, y, feature_name=FEATURES, categorical_feature=[4], free_raw_data=False)
+    booster = lgb.train(
+        {"objective": "binary", "num_leaves": 15, "learning_rate": 0.1, "verbose": -1, "seed": seed},
+        ds,
+        num_boost_round=n_trees,
+    )
+    return ScoringModel(
+        booster,
+        Calibrator("platt", a=1.0, b=0.0),
+        ScoreScale(),
+        FEATURES,
+        reason_texts=TEXTS,
+        categories=CATEGORIES,
+        version=version,
+        run_id=f"run{version}",
+        metadata={"trained_at": "2026-01-01T00:00:00Z"},
+    )
+
+
+def firm_features(i: int) -> dict[str, Any]:
+    rng = np.random.default_rng(1000 + i)
+    months = float(rng.integers(1, 60))
+    return {
+        "late_share_180d": float(rng.uniform()),
+        "months_of_history": months,
+        "thin_file": float(months < 6),
+        "settlements_90d": float(rng.lognormal(9, 1)),
+        "category": CATEGORIES["category"][i % 3],
+    }
+
+
+class MemoryOnlineStore:
+    """``get(firm_id, as_of=None) -> (as_of, features) | None`` over a dict (tests only)."""
+
+    def __init__(self, rows: Mapping[str, list[tuple[datetime, dict[str, Any]]]]) -> None:
+        self.rows = {k: sorted(v, key=lambda r: r[0]) for k, v in rows.items()}
+        self.fail = False
+
+    def get(
+        self, firm_id: str, as_of: datetime | None = None
+    ) -> tuple[datetime, dict[str, Any]] | None:
+        if self.fail:
+            raise ConnectionError("online store down")
+        hits = [r for r in self.rows.get(firm_id, []) if as_of is None or r[0] <= as_of]
+        return hits[-1] if hits else None
+
+
+def make_store(n_firms: int = 20) -> MemoryOnlineStore:
+    t1 = datetime(2025, 3, 31, tzinfo=UTC)
+    t2 = datetime(2025, 6, 30, tzinfo=UTC)
+    return MemoryOnlineStore(
+        {
+            f"F{i:04d}": [(t1, firm_features(i)), (t2, firm_features(i + 5000))]
+            for i in range(n_firms)
+        }
+    )
