@@ -253,3 +253,63 @@ def decide(
             )
         )
     return out
+
+
+def score_frame(
+    model: ScoringModel,
+    frame: Any,
+    reasons: bool = True,
+    chunk_size: int = 20_000,
+    progress: Any = None,
+) -> Any:
+    """Batch scoring of a feature table (pandas DataFrame), chunk by chunk.
+
+    Parameters
+    ----------
+    model : the scoring core.
+    frame : one row per firm: ``firm_id``, ``as_of`` (optional) and every model feature.
+    reasons : add up to four reason codes per row (``reason_1`` ... with their contributions).
+    chunk_size : rows per call to the core (bounds memory for SHAP matrices).
+    progress : called with the number of rows done after each chunk.
+
+    Returns
+    -------
+    pandas.DataFrame
+        firm_id, as_of, pd, score, grade, model_version and, with reasons,
+        ``reason_k`` / ``reason_k_feature`` / ``reason_k_contribution`` for k = 1..4.
+    """
+    import pandas as pd
+
+    if "firm_id" not in frame.columns:
+        raise ScoringInputError("the feature table needs a firm_id column")
+    parts = []
+    for start in range(0, len(frame), chunk_size):
+        part = frame.iloc[start : start + chunk_size]
+        X = model.encode(part)
+        out = pd.DataFrame({"firm_id": part["firm_id"].astype(str).to_numpy()})
+        if "as_of" in part.columns:
+            out["as_of"] = pd.to_datetime(part["as_of"], utc=True).to_numpy()
+        if reasons:
+            ex = model.explain(X, top_k=TOP_K)
+            scores = ex.scores
+        else:
+            scores = model.predict(X)
+        out["pd"] = scores.pd
+        out["score"] = scores.score
+        out["grade"] = scores.grade
+        out["model_version"] = model.version
+        if reasons:
+            for k in range(TOP_K):
+                out[f"reason_{k + 1}"] = [r[k].code if len(r) > k else None for r in ex.reasons]
+                out[f"reason_{k + 1}_feature"] = [
+                    r[k].feature if len(r) > k else None for r in ex.reasons
+                ]
+                out[f"reason_{k + 1}_contribution"] = [
+                    r[k].contribution if len(r) > k else np.nan for r in ex.reasons
+                ]
+        parts.append(out)
+        if progress is not None:
+            progress(len(part))
+    if not parts:
+        return pd.DataFrame(columns=["firm_id", "pd", "score", "grade", "model_version"])
+    return pd.concat(parts, ignore_index=True)

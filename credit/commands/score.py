@@ -1,0 +1,125 @@
+"""``credit score``: one decision by firm, or a whole feature table / online store in batch."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+
+def _load_model():  # type: ignore[no-untyped-def]
+    from credit.scoring import CHAMPION_URI, ModelUnavailableError, ScoringModel
+    from credit.settings import get_settings
+
+    try:
+        return ScoringModel.load(CHAMPION_URI, tracking_uri=get_settings().tracking_uri)
+    except ModelUnavailableError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+
+
+def _online_store():  # type: ignore[no-untyped-def]
+    from credit.settings import get_settings
+
+    try:
+        from features.online import OnlineStore  # type: ignore[import-not-found,unused-ignore]
+    except ImportError as exc:
+        typer.echo(f"error: the online store is not available ({exc})", err=True)
+        raise typer.Exit(1) from exc
+    return OnlineStore(get_settings().service_database_url)
+
+
+def _read_table(path: Path):  # type: ignore[no-untyped-def]
+    import pandas as pd
+
+    if not path.is_file():
+        typer.echo(f"error: no such file {path}", err=True)
+        raise typer.Exit(2)
+    if path.suffix.lower() in (".parquet", ".pq"):
+        return pd.read_parquet(path)
+    if path.suffix.lower() == ".csv":
+        return pd.read_csv(path)
+    typer.echo(f"error: {path}: expected a .parquet or .csv feature table", err=True)
+    raise typer.Exit(2)
+
+
+def _online_frame():  # type: ignore[no-untyped-def]
+    store = _online_store()
+    for name in ("to_frame", "frame", "all"):
+        fn = getattr(store, name, None)
+        if callable(fn):
+            return fn()
+    typer.echo("error: this online store cannot list its firms", err=True)
+    raise typer.Exit(1)
+
+
+def score(
+    firm: str | None = typer.Option(None, "--firm", help="Score one firm from the online store."),
+    as_of: str | None = typer.Option(
+        None, "--as-of", help="With --firm: latest features at or before this date."
+    ),
+    batch: str | None = typer.Option(
+        None,
+        "--batch",
+        help="A feature table (.parquet/.csv: firm_id, as_of, features) or 'online' for "
+        "the whole online store.",
+    ),
+    out: Path | None = typer.Option(None, "--out", help="With --batch: output .parquet or .csv."),
+    explain: str = typer.Option("top", "--explain", help="top, full or none (--firm)."),
+    no_reasons: bool = typer.Option(False, "--no-reasons", help="With --batch: skip SHAP."),
+) -> None:
+    """Score with the champion model, exactly as the API does (same core, same decisions)."""
+    if (firm is None) == (batch is None):
+        typer.echo("error: give exactly one of --firm ID or --batch FILE", err=True)
+        raise typer.Exit(2)
+    if explain not in ("top", "full", "none"):
+        typer.echo("error: --explain must be top, full or none", err=True)
+        raise typer.Exit(2)
+    from credit.decisions import decide, score_frame, to_utc
+    from credit.scoring import ScoringInputError
+
+    model = _load_model()
+    if firm is not None:
+        try:
+            when = to_utc(as_of) if as_of else None
+        except ValueError as exc:
+            typer.echo(f"error: --as-of: {exc}", err=True)
+            raise typer.Exit(2) from exc
+        found = _online_store().get(firm, as_of=when)
+        if found is None:
+            typer.echo(f"error: firm {firm} has no features in the online store", err=True)
+            raise typer.Exit(1)
+        feats_as_of, feats = found
+        try:
+            (d,) = decide(model, [(firm, to_utc(feats_as_of), dict(feats))], explain=explain)  # type: ignore[arg-type]
+        except ScoringInputError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(1) from exc
+        typer.echo(json.dumps(d.to_response(), indent=2))
+        return
+    if out is None:
+        typer.echo("error: --batch needs --out FILE (.parquet or .csv)", err=True)
+        raise typer.Exit(2)
+    frame = _online_frame() if batch == "online" else _read_table(Path(str(batch)))
+    from rich.progress import Progress
+
+    with Progress(transient=True) as bar:
+        task = bar.add_task("scoring", total=len(frame))
+        try:
+            result = score_frame(
+                model, frame, reasons=not no_reasons, progress=lambda n: bar.advance(task, n)
+            )
+        except ScoringInputError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(1) from exc
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix.lower() == ".csv":
+        result.to_csv(out, index=False)
+    else:
+        result.to_parquet(out, index=False)
+    grades = result["grade"].value_counts().sort_index().to_dict() if len(result) else {}
+    typer.echo(
+        f"scored {len(result)} firms with model version {model.version} -> {out} "
+        f"(grades: {', '.join(f'{g} {n}' for g, n in grades.items())})"
+    )
