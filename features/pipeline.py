@@ -1,0 +1,369 @@
+"""Batch and online feature computation: one generated query, two ways to feed it.
+
+* :func:`build` runs the catalog's query (:func:`features.sql.feature_sql`) on a record
+  store for a spine of ``(firm_id, as_of)`` rows.
+* :func:`compute` is the online path: the records of one firm, passed in memory, are
+  exposed to an in-memory DuckDB under the same table names and the *same* query runs on
+  a one-row spine. There is no second implementation of any feature.
+
+Spines: :func:`loan_spine` (one row per loan application, as of ``applied_at``, with its
+outcome), :func:`monthly_spine` (month-end snapshots of every registered firm),
+:func:`latest_spine` (every firm at one moment, for the online store).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from credit.records import RECORD_TYPES, RecordType
+from features.catalog import feature_names
+from features.pit import Lags
+from features.sql import SPINE_TABLE, feature_sql
+
+Store = duckdb.DuckDBPyConnection | str | Path
+
+#: Non-feature columns of the training set, in order (the models rely on them).
+TRAINING_COLUMNS = [
+    "loan_id",
+    "firm_id",
+    "as_of",
+    "product",
+    "amount_usd",
+    "disbursed_at",
+    "defaulted",
+    "default_at",
+    "business_model",
+    "main_category",
+    "main_market",
+]
+
+
+def _naive_utc(values: Any) -> pd.Series:
+    """Timestamps as naive UTC microseconds (the store's representation)."""
+    s = pd.Series(values)
+    if isinstance(s.dtype, pd.DatetimeTZDtype):
+        s = s.dt.tz_convert("UTC").dt.tz_localize(None)
+    elif not pd.api.types.is_datetime64_any_dtype(s.dtype):
+        s = pd.to_datetime(s, utc=True, format="ISO8601").dt.tz_localize(None)
+    return s.astype("datetime64[us]")
+
+
+def _as_timestamp(value: Any) -> pd.Timestamp:
+    ts = pd.Timestamp(value)
+    if ts is pd.NaT:
+        raise ValueError("as_of must be a date or timestamp, got an empty value")
+    if ts.tzinfo is not None:
+        ts = ts.tz_convert("UTC").tz_localize(None)
+    return ts
+
+
+def _connect(store: Store) -> tuple[duckdb.DuckDBPyConnection, bool]:
+    if isinstance(store, duckdb.DuckDBPyConnection):
+        return store, False
+    path = Path(store)
+    if not path.exists():
+        raise FileNotFoundError(
+            f"record store {path} does not exist; ingest records first (credit ingest) "
+            "or pass --store"
+        )
+    return duckdb.connect(str(path), read_only=True), True
+
+
+def _ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
+    """Missing record tables act as empty ones (temporary, nothing is written)."""
+    present = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+    present |= {r[0] for r in con.execute("SELECT view_name FROM duckdb_views()").fetchall()}
+    for name, rt in RECORD_TYPES.items():
+        if name not in present:
+            con.execute(rt.create_table_sql().replace("CREATE TABLE", "CREATE TEMP TABLE"))
+
+
+def _validate_spine(spine: pd.DataFrame) -> pd.DataFrame:
+    if not isinstance(spine, pd.DataFrame):
+        raise TypeError("spine must be a pandas DataFrame with columns firm_id and as_of")
+    missing = [c for c in ("firm_id", "as_of") if c not in spine.columns]
+    if missing:
+        raise ValueError(f"spine lacks column(s) {', '.join(missing)}; it needs firm_id, as_of")
+    if spine["firm_id"].isna().any():
+        raise ValueError("spine has rows without firm_id")
+    as_of = _naive_utc(spine["as_of"].to_numpy() if len(spine) else spine["as_of"])
+    if as_of.isna().any():
+        raise ValueError("spine has rows without as_of")
+    return pd.DataFrame(
+        {
+            "row_id": np.arange(len(spine), dtype=np.int64),
+            "firm_id": spine["firm_id"].astype(str).to_numpy(),
+            "as_of": as_of.to_numpy(),
+        }
+    )
+
+
+def _run(con: duckdb.DuckDBPyConnection, sp: pd.DataFrame, lags: Lags | None) -> pd.DataFrame:
+    con.register(SPINE_TABLE, sp)
+    try:
+        return con.execute(feature_sql(lags)).df()
+    finally:
+        con.unregister(SPINE_TABLE)
+
+
+def build(
+    store: Store,
+    spine: pd.DataFrame,
+    lags: Lags | None = None,
+    with_market: bool = False,
+) -> pd.DataFrame:
+    """Features of every spine row, as of that row's ``as_of``.
+
+    Parameters
+    ----------
+    store : a DuckDB connection or the path of a record store (opened read-only).
+    spine : DataFrame with ``firm_id`` and ``as_of`` (dates or timestamps; tz-aware values
+        are converted to UTC); other columns are passed through.
+    lags : availability lags per record type (default :class:`features.pit.Lags`).
+    with_market : also return ``main_market`` (largest export region over 365 days).
+
+    Returns
+    -------
+    pandas.DataFrame
+        The spine's columns (same order and rows) followed by every catalog feature in
+        catalog order (float64; NaN where the catalog says so).
+    """
+    sp = _validate_spine(spine)
+    con, close = _connect(store)
+    try:
+        _ensure_tables(con)
+        res = _run(con, sp, lags)
+    finally:
+        if close:
+            con.close()
+    out = spine.reset_index(drop=True).copy()
+    feats = res[feature_names()].astype("float64").reset_index(drop=True)
+    cols = {n: feats[n].to_numpy() for n in feats.columns}
+    if with_market:
+        cols["main_market"] = res["main_market"].to_numpy()
+    return pd.concat([out, pd.DataFrame(cols, index=out.index)], axis=1)
+
+
+# --- online path -------------------------------------------------------------------------
+
+_local = threading.local()
+
+
+def _cast_sql(rt: RecordType) -> str:
+    cols = ", ".join(f"CAST({f.name} AS {f.sql_type}) AS {f.name}" for f in rt.fields)
+    return f"CREATE VIEW {rt.name} AS SELECT {cols} FROM _src_{rt.name}"
+
+
+def _online_con() -> duckdb.DuckDBPyConnection:
+    con = getattr(_local, "con", None)
+    if con is None:
+        con = duckdb.connect(":memory:")
+        con.execute("SET threads TO 1")
+        for rt in RECORD_TYPES.values():
+            con.register(f"_src_{rt.name}", _frame(rt, [], "_"))
+            con.execute(_cast_sql(rt))
+        _local.con = con
+    return con
+
+
+def _frame(rt: RecordType, rows: Any, firm_id: str) -> pd.DataFrame:
+    """Records (list of dicts or DataFrame) -> a frame with exactly the contract's columns."""
+    if rows is None:
+        rows = []
+    df = rows.copy() if isinstance(rows, pd.DataFrame) else pd.DataFrame(list(rows))
+    df["firm_id"] = firm_id
+    missing = [c for c in rt.required_columns if c not in df.columns and c != "firm_id"]
+    if len(df) and missing:
+        raise ValueError(f"{rt.name} records lack required field(s): {', '.join(missing)}")
+    out: dict[str, Any] = {}
+    n = len(df)
+    for f in rt.fields:
+        col = df[f.name] if f.name in df.columns else pd.Series([None] * n, dtype=object)
+        if f.dtype == "timestamp":
+            out[f.name] = _naive_utc(col.to_numpy()) if n else pd.Series([], "datetime64[us]")
+        elif f.dtype in ("float", "int"):
+            out[f.name] = pd.to_numeric(col, errors="raise").astype("float64")
+        elif f.dtype == "bool":
+            out[f.name] = col.astype("boolean")
+        else:
+            out[f.name] = col.astype(object).where(col.notna(), None)
+    return pd.DataFrame(out)
+
+
+def compute(
+    records: Mapping[str, Any],
+    as_of: Any,
+    firm: Mapping[str, Any] | None = None,
+    lags: Lags | None = None,
+) -> dict[str, float]:
+    """Features of one firm from its records passed in memory (the online path).
+
+    Runs the same generated query as :func:`build` on an in-memory DuckDB whose
+    ``customs``, ``shipments``, ``payments`` and ``loans`` tables hold the given records.
+
+    Parameters
+    ----------
+    records : record type -> list of dicts or DataFrame, with the contract's fields
+        (``firm_id`` may be omitted; every record is taken to belong to the one firm).
+        Absent types count as no records.
+    as_of : the moment T the features describe (tz-aware values are converted to UTC).
+    firm : the firm's own record (``firm_id``, ``registered_at``, ...), optional.
+    lags : availability lags (default :class:`features.pit.Lags`).
+
+    Returns
+    -------
+    dict
+        Feature name -> value (float, NaN where the catalog says so), in catalog order.
+    """
+    unknown = set(records) - set(RECORD_TYPES) - {"firms"}
+    if unknown:
+        raise ValueError(
+            f"unknown record type(s) {sorted(unknown)}; expected {', '.join(RECORD_TYPES)}"
+        )
+    firm_id = str((firm or {}).get("firm_id") or "_online")
+    con = _online_con()
+    for name, rt in RECORD_TYPES.items():
+        if name == "firms":
+            rows: Any = [dict(firm)] if firm else []
+        else:
+            rows = records.get(name)
+        con.register(f"_src_{name}", _frame(rt, rows, firm_id))
+    sp = pd.DataFrame(
+        {
+            "row_id": np.zeros(1, dtype=np.int64),
+            "firm_id": [firm_id],
+            "as_of": pd.Series([_as_timestamp(as_of)]).astype("datetime64[us]"),
+        }
+    )
+    res = _run(con, sp, lags)
+    row = res.iloc[0]
+    return {n: float(row[n]) if pd.notna(row[n]) else float("nan") for n in feature_names()}
+
+
+# --- spines --------------------------------------------------------------------------------
+
+
+def loan_spine(store: Store) -> pd.DataFrame:
+    """One row per loan application, ``as_of = applied_at``, with its outcome columns."""
+    con, close = _connect(store)
+    try:
+        _ensure_tables(con)
+        return con.execute(
+            "SELECT l.loan_id, l.firm_id, l.applied_at AS as_of, l.product, l.amount_usd, "
+            "l.disbursed_at, l.defaulted, l.default_at, f.business_model, f.main_category "
+            "FROM loans l LEFT JOIN firms f ON f.firm_id = l.firm_id "
+            "ORDER BY l.applied_at, l.loan_id"
+        ).df()
+    finally:
+        if close:
+            con.close()
+
+
+def month_ends(start: str, end: str) -> list[pd.Timestamp]:
+    """Snapshot moments for months ``start``..``end`` (``YYYY-MM``, inclusive).
+
+    A month's snapshot is taken at midnight starting the next month, so every record of
+    the month (subject to its availability lag) counts.
+
+    >>> [str(t.date()) for t in month_ends("2025-01", "2025-03")]
+    ['2025-02-01', '2025-03-01', '2025-04-01']
+    """
+    try:
+        first = pd.Period(start, freq="M")
+        last = pd.Period(end, freq="M")
+    except ValueError:
+        raise ValueError(f"months must look like 2025-01, got {start!r} and {end!r}") from None
+    if last < first:
+        raise ValueError(f"--to {end} is before --from {start}")
+    return [(p + 1).to_timestamp() for p in pd.period_range(first, last, freq="M")]
+
+
+def store_horizon(store: Store) -> pd.Timestamp | None:
+    """Midnight after the latest event time in the store (``None`` when it is empty)."""
+    con, close = _connect(store)
+    try:
+        _ensure_tables(con)
+        row = con.execute(
+            "SELECT greatest((SELECT max(declared_at) FROM customs), "
+            "(SELECT max(shipped_at) FROM shipments), (SELECT max(occurred_at) FROM payments),"
+            " (SELECT max(applied_at) FROM loans))"
+        ).fetchone()
+    finally:
+        if close:
+            con.close()
+    if row is None or row[0] is None:
+        return None
+    return pd.Timestamp(row[0]).normalize() + pd.Timedelta(days=1)
+
+
+def monthly_spine(store: Store, start: str | None = None, end: str | None = None) -> pd.DataFrame:
+    """Month-end snapshots of every firm registered before the snapshot.
+
+    ``start``/``end`` are ``YYYY-MM`` months; by default the 12 months ending with the last
+    complete month of data.
+    """
+    if start is None or end is None:
+        horizon = store_horizon(store)
+        if horizon is None:
+            raise ValueError("the record store is empty; nothing to snapshot")
+        last = pd.Period(horizon - pd.Timedelta(days=1), freq="M")
+        if (horizon - pd.Timedelta(days=1)).is_month_end is False:
+            last = last - 1
+        end = end or str(last)
+        start = start or str(pd.Period(end, freq="M") - 11)
+    moments = month_ends(start, end)
+    con, close = _connect(store)
+    try:
+        _ensure_tables(con)
+        firms = con.execute("SELECT firm_id, registered_at FROM firms ORDER BY firm_id").df()
+    finally:
+        if close:
+            con.close()
+    frames = []
+    for t in moments:
+        ids = firms.loc[firms["registered_at"] < t, "firm_id"]
+        frames.append(pd.DataFrame({"firm_id": ids.to_numpy(), "as_of": t}))
+    if not frames:
+        return pd.DataFrame({"firm_id": [], "as_of": pd.Series([], dtype="datetime64[us]")})
+    return pd.concat(frames, ignore_index=True)
+
+
+def latest_spine(store: Store, as_of: datetime | str | None = None) -> pd.DataFrame:
+    """Every firm at one moment (default: the store's horizon, see :func:`store_horizon`)."""
+    t = _as_timestamp(as_of) if as_of is not None else store_horizon(store)
+    if t is None:
+        raise ValueError("the record store is empty; nothing to materialize")
+    con, close = _connect(store)
+    try:
+        _ensure_tables(con)
+        ids = con.execute("SELECT firm_id FROM firms ORDER BY firm_id").df()["firm_id"]
+    finally:
+        if close:
+            con.close()
+    return pd.DataFrame({"firm_id": ids.to_numpy(), "as_of": t})
+
+
+def training_set(store: Store, lags: Lags | None = None) -> pd.DataFrame:
+    """The loan spine with every feature as of ``applied_at``: :data:`TRAINING_COLUMNS` then
+    the catalog's features. ``defaulted`` is a nullable boolean (missing = outcome unknown)."""
+    spine = loan_spine(store)
+    out = build(store, spine, lags=lags, with_market=True)
+    out["defaulted"] = out["defaulted"].astype("boolean")
+    return out[TRAINING_COLUMNS + feature_names()]
+
+
+def snapshots(
+    store: Store, spine: pd.DataFrame, lags: Lags | None = None, chunk: int | None = None
+) -> Iterable[pd.DataFrame]:
+    """:func:`build` in chunks of spine rows (bounded memory for large spines)."""
+    size = chunk or max(len(spine), 1)
+    for i in range(0, len(spine), size):
+        yield build(store, spine.iloc[i : i + size], lags=lags, with_market=True)

@@ -1,0 +1,370 @@
+"""SQL generation: the catalog's declarations -> one query over a spine.
+
+The query reads the record tables (``firms``, ``customs``, ``shipments``, ``payments``,
+``loans``, with exactly the contract's columns) and a spine table of
+``(row_id, firm_id, as_of)``, and returns one row per spine row: ``row_id``, every catalog
+feature in catalog order (``DOUBLE``), and ``main_market``.
+
+Shape of the query
+------------------
+1. a *scan* per source: the spine joined to the firm's records that are known at ``as_of``
+   (:func:`features.pit.known`) and within the longest window any feature of that scan
+   uses, with the records' as-of state (:func:`features.pit.state_columns`) and ``age``;
+2. one ``GROUP BY row_id`` per scan computing every aggregate with ``FILTER`` clauses,
+   plus a small per-key grouping for concentration indices (HHI) and the main market;
+3. a final projection turning aggregates into features, then derived features.
+
+It is written in DuckDB's dialect; :func:`feature_sql` transpiles it to other dialects
+(e.g. ``spark``) with SQLGlot, so no feature is ever written twice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+from features.catalog import CATALOG, Feature
+from features.pit import SOURCES, Lags, known, state_columns
+from features.regions import region_sql
+
+SPINE_TABLE = "_tc_spine"
+MONTH_DAYS = 30
+N_MONTHS = 12
+
+
+@dataclass(frozen=True)
+class Scan:
+    """A source as features see it: a record table, optionally filtered."""
+
+    table: str
+    where: str | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+SCANS: dict[str, Scan] = {
+    "customs": Scan(
+        "customs",
+        extra={"hs2": "substr(e.hs_code, 1, 2)", "region": region_sql("e.destination_country")},
+    ),
+    "shipments": Scan("shipments", extra={"region": region_sql("e.destination_country")}),
+    "payments": Scan("payments"),
+    "loan_payments": Scan("payments", where="e.kind = 'loan_repayment'"),
+    "loans": Scan("loans"),
+}
+
+
+def _and(*conds: str | None) -> str | None:
+    parts = [f"({c})" for c in conds if c]
+    return " AND ".join(parts) if parts else None
+
+
+def _win(lo: int, width: int | None) -> str | None:
+    """Records with ``lo < age <= lo + width`` (``width`` None: no upper bound)."""
+    if width is None:
+        return None if lo == 0 else f"age > {lo}"
+    if lo == 0:
+        return f"age <= {width}"
+    return f"age > {lo} AND age <= {lo + width}"
+
+
+def _agg(func: str, arg: str, cond: str | None) -> str:
+    call = f"{func}({arg})"
+    return f"{call} FILTER (WHERE {cond})" if cond else call
+
+
+def _lookback(features: list[Feature]) -> int | None:
+    longest = 0
+    for f in features:
+        if f.window_days is None:
+            return None
+        span = f.window_days
+        if f.aggregation in ("growth", "ratio_trend", "mean_trend"):
+            span = (f.prior_offset_days or f.window_days) + f.window_days
+        longest = max(longest, span)
+    return longest
+
+
+class _Builder:
+    """Accumulates the aggregate columns of each scan and the final feature expressions."""
+
+    def __init__(self) -> None:
+        self.aggs: dict[str, list[str]] = {}  # scan -> "expr AS col"
+        self.post: dict[str, list[str]] = {}  # scan -> expressions over the aggregates
+        self.groups: list[str] = []  # extra CTEs (per-key groupings)
+        self.group_joins: list[str] = []
+        self.months: dict[tuple[str, str | None, str], str] = {}
+        self.final: dict[str, str] = {}
+        self._n = 0
+
+    def col(self, scan: str, expr: str) -> str:
+        self._n += 1
+        name = f"a{self._n}"
+        self.aggs.setdefault(scan, []).append(f"{expr} AS {name}")
+        return name
+
+    def monthly(self, f: Feature) -> tuple[list[str], str, str]:
+        """Twelve 30-day buckets (b0 = most recent) of ``value`` under ``filter``."""
+        key = (f.source, f.filter, f.value)
+        if key not in self.months:
+            prefix = f"m{len(self.months)}"
+            cols = []
+            for k in range(N_MONTHS):
+                cond = _and(f.filter, _win(k * MONTH_DAYS, MONTH_DAYS))
+                name = f"{prefix}_b{k}"
+                self.aggs.setdefault(f.source, []).append(
+                    f"COALESCE({_agg('SUM', f.value, cond)}, 0) AS {name}"
+                )
+                cols.append(name)
+            total = " + ".join(cols)
+            self.post.setdefault(f.source, []).extend(
+                [f"({total}) AS {prefix}_sum", f"({total}) / {float(N_MONTHS)} AS {prefix}_mean"]
+            )
+            self.months[key] = prefix
+        prefix = self.months[key]
+        return [f"{prefix}_b{k}" for k in range(N_MONTHS)], f"{prefix}_sum", f"{prefix}_mean"
+
+    def group(self, f: Feature, name: str) -> str:
+        """Per-(row, key) sums of ``value`` -> Herfindahl index column ``name``."""
+        scan = f"scan_{f.source}"
+        cond = _and(f.filter, _win(0, f.window_days)) or "TRUE"
+        cte = (
+            f"{name} AS (SELECT row_id, SUM(v * v) / (SUM(v) * SUM(v)) AS {name} FROM ("
+            f"SELECT row_id, {f.key} AS k, SUM({f.value}) AS v FROM {scan} WHERE {cond} "
+            f"GROUP BY row_id, {f.key}) g WHERE v > 0 GROUP BY row_id)"
+        )
+        self.groups.append(cte)
+        self.group_joins.append(f"LEFT JOIN {name} ON {name}.row_id = sp.row_id")
+        return f"{name}.{name}"
+
+
+def _compile(b: _Builder, f: Feature) -> str:
+    """The final SQL expression of one (non-derived) feature."""
+    a = f.aggregation
+    w0 = _win(0, f.window_days)
+    cond = _and(f.filter, w0)
+    prior = _win(f.prior_offset_days or f.window_days or 0, f.window_days)
+    if f.source == "firms":
+        return f"ff.{f.name}"
+    if f.source == "history":
+        return f"hist.{f.name}"
+    if a == "sum":
+        return f"COALESCE({b.col(f.source, _agg('SUM', f.value, cond))}, 0)"
+    if a == "count":
+        return f"COALESCE({b.col(f.source, _agg('COUNT', '*', cond))}, 0)"
+    if a in ("mean", "max", "median"):
+        func = {"mean": "AVG", "max": "MAX", "median": "MEDIAN"}[a]
+        return b.col(f.source, _agg(func, f.value, cond))
+    if a == "distinct":
+        return f"COALESCE({b.col(f.source, _agg('COUNT', f'DISTINCT {f.key}', cond))}, 0)"
+    if a == "ratio":
+        num = b.col(f.source, _agg("SUM", f.value, cond))
+        den_value = f.denominator_value or f.value
+        den = b.col(f.source, _agg("SUM", den_value, _and(f.denominator_filter, w0)))
+        return f"COALESCE({num}, 0) / NULLIF({den}, 0)"
+    if a == "growth":
+        cur = b.col(f.source, _agg("SUM", f.value, cond))
+        prev = b.col(f.source, _agg("SUM", f.value, _and(f.filter, prior)))
+        return f"(COALESCE({cur}, 0) - {prev}) / NULLIF({prev}, 0)"
+    if a == "ratio_trend":
+        den_value = f.denominator_value or f.value
+        parts = []
+        for win in (w0, prior):
+            num = b.col(f.source, _agg("SUM", f.value, _and(f.filter, win)))
+            den = b.col(f.source, _agg("SUM", den_value, _and(f.denominator_filter, win)))
+            parts.append(f"COALESCE({num}, 0) / NULLIF({den}, 0)")
+        return f"({parts[0]}) - ({parts[1]})"
+    if a == "mean_trend":
+        cur = b.col(f.source, _agg("AVG", f.value, cond))
+        prev = b.col(f.source, _agg("AVG", f.value, _and(f.filter, prior)))
+        return f"{cur} - {prev}"
+    if a == "days_since_last":
+        return b.col(f.source, _agg("MIN", "age", cond))
+    if a == "mean_gap_days":
+        mx = b.col(f.source, _agg("MAX", "age", cond))
+        mn = b.col(f.source, _agg("MIN", "age", cond))
+        n = b.col(f.source, _agg("COUNT", "*", cond))
+        return f"({mx} - {mn}) / NULLIF({n} - 1, 0)"
+    if a == "hhi":
+        return b.group(f, f"h_{f.name}")
+    if a.startswith("monthly_"):
+        bk, total, mean = b.monthly(f)
+        # no record at all -> the scan's aggregate row is missing: 0 buckets
+        bk = [f"COALESCE({c}, 0)" for c in bk]
+        total, mean = f"COALESCE({total}, 0)", f"COALESCE({mean}, 0)"
+        if a == "monthly_active":
+            return " + ".join(f"CASE WHEN {c} > 0 THEN 1 ELSE 0 END" for c in bk)
+        if a == "monthly_cv":
+            var = " + ".join(f"({c} - {mean}) * ({c} - {mean})" for c in bk)
+            return f"sqrt(({var}) / {float(N_MONTHS)}) / NULLIF({mean}, 0)"
+        if a == "monthly_peak_share":
+            return f"greatest({', '.join(bk)}) / NULLIF({total}, 0)"
+        if a == "monthly_last_vs_mean":
+            return f"{bk[0]} / NULLIF({mean}, 0)"
+        if a == "monthly_max_drop":
+            drops = ", ".join(
+                f"CASE WHEN {bk[k + 1]} > 0 THEN ({bk[k + 1]} - {bk[k]}) / {bk[k + 1]} END"
+                for k in range(N_MONTHS - 1)
+            )
+            return f"CASE WHEN greatest({drops}) IS NULL THEN NULL ELSE greatest(0, {drops}) END"
+    raise ValueError(f"feature {f.name}: aggregation {a!r} is not supported on {f.source}")
+
+
+def _scan_cte(name: str, features: list[Feature], lags: Lags) -> str:
+    scan = SCANS[name]
+    src = SOURCES[scan.table]
+    lag = lags.as_dict()[scan.table]
+    ev = f"e.{src.event_time}"
+    cols = [
+        "sp.row_id",
+        "sp.as_of",
+        "e.*",
+        f"date_diff('second', {ev}, sp.as_of) / 86400.0 AS age",
+    ]
+    state = state_columns(scan.table, "e", "sp.as_of", lags)
+    cols += [f"{expr} AS {col}" for col, expr in state.items()]
+    cols += [f"{expr} AS {col}" for col, expr in scan.extra.items()]
+    lookback = _lookback(features)
+    where = _and(
+        known(ev, "sp.as_of", lag),
+        f"{ev} >= sp.as_of - INTERVAL '{lookback}' DAY" if lookback is not None else None,
+        scan.where,
+    )
+    return (
+        f"scan_{name} AS (SELECT {', '.join(cols)} FROM {SPINE_TABLE} sp "
+        f"JOIN {scan.table} e ON e.firm_id = sp.firm_id WHERE {where})"
+    )
+
+
+def _firm_cte(features: list[Feature], lags: Lags) -> str:
+    reg = known("f.registered_at", "sp.as_of", lags.firms)
+    exprs = [f"{f.expr} AS {f.name}" for f in features]
+    return (
+        f"ff AS (SELECT sp.row_id, {', '.join(exprs)} FROM (SELECT sp.row_id, sp.as_of, "
+        f"f.registered_at, {reg} AS is_registered FROM {SPINE_TABLE} sp "
+        f"LEFT JOIN firms f ON f.firm_id = sp.firm_id) sp)"
+    )
+
+
+def _history_ctes(features: list[Feature], lags: Lags) -> list[str]:
+    ctes, firsts, joins = [], [], []
+    for table in ("customs", "shipments", "payments"):
+        ev = SOURCES[table].event_time
+        alias = f"first_{table}"
+        ctes.append(
+            f"{alias} AS (SELECT firm_id, MIN({ev}) AS first_at FROM {table} GROUP BY firm_id)"
+        )
+        joins.append(f"LEFT JOIN {alias} ON {alias}.firm_id = sp.firm_id")
+        # the earliest record is the first to become known: known(min) == any known
+        lag = lags.as_dict()[table]
+        firsts.append(
+            f"CASE WHEN {known(f'{alias}.first_at', 'sp.as_of', lag)} THEN {alias}.first_at END"
+        )
+    exprs = ", ".join(f"{f.expr} AS {f.name}" for f in features)
+    ctes.append(
+        f"hist AS (SELECT row_id, {exprs or 'NULL AS _none'} FROM (SELECT sp.row_id, sp.as_of, "
+        f"least({', '.join(firsts)}) AS first_known_at FROM {SPINE_TABLE} sp "
+        f"{' '.join(joins)}) h)"
+    )
+    return ctes
+
+
+def _main_market_cte() -> str:
+    return (
+        "mm AS (SELECT row_id, region AS main_market FROM (SELECT row_id, region, "
+        "ROW_NUMBER() OVER (PARTITION BY row_id ORDER BY SUM(value_usd) DESC, region) AS rn "
+        "FROM scan_customs WHERE direction = 'export' AND age <= 365 "
+        "GROUP BY row_id, region) r WHERE rn = 1)"
+    )
+
+
+@lru_cache(maxsize=16)
+def _duckdb_sql(lags: Lags) -> str:
+    features = list(CATALOG)
+    base_names = {f.name for f in features if f.source != "derived"}
+    for f in features:
+        if f.source == "derived":
+            refs = [n for n in base_names if n in (f.expr or "")]
+            if not refs:
+                raise ValueError(f"derived feature {f.name} references no base feature")
+    by_scan: dict[str, list[Feature]] = {}
+    for f in features:
+        if f.source in SCANS:
+            by_scan.setdefault(f.source, []).append(f)
+    # main_market reads the customs scan over 365 days
+    by_scan.setdefault("customs", [])
+    b = _Builder()
+    for f in features:
+        if f.source != "derived":
+            b.final[f.name] = _compile(b, f)
+
+    ctes = [_scan_cte(name, fs or [], lags) for name, fs in by_scan.items()]
+    for name in by_scan:
+        inner = ", ".join(["row_id", *b.aggs.get(name, [])])
+        post = ", ".join(["g.*", *b.post.get(name, [])])
+        ctes.append(
+            f"agg_{name} AS (SELECT {post} FROM (SELECT {inner} FROM scan_{name} "
+            f"GROUP BY row_id) g)"
+        )
+    ctes += b.groups
+    ctes.append(_main_market_cte())
+    ctes.append(_firm_cte([f for f in features if f.source == "firms"], lags))
+    ctes += _history_ctes([f for f in features if f.source == "history"], lags)
+
+    joins = [f"LEFT JOIN agg_{n} ON agg_{n}.row_id = sp.row_id" for n in by_scan]
+    joins += b.group_joins
+    joins += [
+        "LEFT JOIN ff ON ff.row_id = sp.row_id",
+        "LEFT JOIN hist ON hist.row_id = sp.row_id",
+        "LEFT JOIN mm ON mm.row_id = sp.row_id",
+    ]
+    # aggregate names (a1, m0_b3, ...) are unique across scans: qualify them by their CTE
+    qualified: dict[str, str] = {}
+    for name in by_scan:
+        for item in b.aggs.get(name, []) + b.post.get(name, []):
+            col = item.rsplit(" AS ", 1)[1]
+            qualified[col] = f"agg_{name}.{col}"
+    import re
+
+    def qualify(expr: str) -> str:
+        return re.sub(
+            r"\b(a\d+|m\d+_(?:b\d+|sum|mean))\b", lambda m: qualified.get(m[1], m[1]), expr
+        )
+
+    base_cols = ", ".join(
+        f"CAST({qualify(expr)} AS DOUBLE) AS {name}" for name, expr in b.final.items()
+    )
+    ctes.append(
+        f"base AS (SELECT sp.row_id, {base_cols}, COALESCE(mm.main_market, 'NONE') "
+        f"AS main_market FROM {SPINE_TABLE} sp {' '.join(joins)})"
+    )
+    out = []
+    for f in features:
+        if f.source == "derived":
+            out.append(f"CAST({f.expr} AS DOUBLE) AS {f.name}")
+        else:
+            out.append(f.name)
+    return (
+        f"WITH {', '.join(ctes)} SELECT row_id, {', '.join(out)}, main_market FROM base "
+        "ORDER BY row_id"
+    )
+
+
+def feature_sql(lags: Lags | None = None, dialect: str = "duckdb") -> str:
+    """The query computing every catalog feature for the spine table ``_tc_spine``.
+
+    Parameters
+    ----------
+    lags : availability lags (default :class:`features.pit.Lags`).
+    dialect : ``duckdb`` (native) or any SQLGlot dialect name such as ``spark``.
+
+    Returns
+    -------
+    str
+        One ``SELECT`` statement: ``row_id``, the features in catalog order, ``main_market``.
+    """
+    sql = _duckdb_sql(lags or Lags())
+    if dialect == "duckdb":
+        return sql
+    import sqlglot
+
+    return sqlglot.transpile(sql, read="duckdb", write=dialect)[0]
