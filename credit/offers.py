@@ -47,14 +47,15 @@ from credit.policy import (
     ReceivablesPolicy,
     WorkingCapitalPolicy,
 )
+from features.pit import DEFAULT_LAGS
 
 #: Trailing window of platform settlements that sizes the working-capital advance.
 SETTLEMENT_WINDOW_DAYS = 180
 #: Goods shipped to an overseas warehouse more than this many days ago are taken as sold.
 WAREHOUSE_SELL_THROUGH_DAYS = 90
-#: Days after its event time a record of each type becomes available to the lender
-#: (customs data lands a few days after the declaration).
-AVAILABILITY_LAG_DAYS: dict[str, int] = {"customs": 3, "shipments": 0, "payments": 0}
+#: Pending refunds declared longer ago than this are not advanced against (the same window
+#: as the catalog's ``pending_tax_refund_usd``).
+TAX_REFUND_WINDOW_DAYS = 455
 #: The event time of each record type (from the data contract).
 EVENT_TIME: dict[str, str] = {
     "customs": "declared_at",
@@ -142,7 +143,7 @@ class OfferDecision(_Model):
             decision if isinstance(decision, Mapping) else getattr(decision, "__dict__", {})
         )
         suff: Mapping[str, Any] = {}
-        for key in ("data_sufficiency", "sufficiency"):
+        for key in ("data", "data_sufficiency", "sufficiency"):
             if isinstance(d.get(key), Mapping):
                 suff = d[key]
             elif d.get(key) is not None and hasattr(d[key], "__dict__"):
@@ -152,6 +153,8 @@ class OfferDecision(_Model):
             raise OfferError(f"the decision lacks {', '.join(missing)}")
         thin = d.get("thin_file", suff.get("thin_file"))
         months = d.get("months_of_history", suff.get("months_of_history"))
+        if months is None:
+            months = suff.get("history_months")
         return cls(
             firm_id=str(d["firm_id"]),
             as_of=_as_datetime(d["as_of"]),
@@ -309,13 +312,15 @@ def _frame(records: Any, kind: str) -> pd.DataFrame:
     return df
 
 
-def visible_records(records: Mapping[str, Any], as_of: Any) -> dict[str, pd.DataFrame]:
+def visible_records(
+    records: Mapping[str, Any], as_of: Any, lags: Mapping[str, int] | None = None
+) -> dict[str, pd.DataFrame]:
     """The records a lender could see at ``as_of``, with each one's state at that moment.
 
-    The point-in-time rule: a record counts only when its event time is before ``as_of``
-    and it was available by then (event time plus ``AVAILABILITY_LAG_DAYS``); a change of
-    state counts only from the day it happened, so at ``as_of`` an invoice paid later is
-    unpaid (``paid_at`` cleared), a shipment closed later is in transit and a refund
+    The point-in-time rule of :mod:`features.pit`: a fact dated ``t`` from source ``s`` is
+    known at ``T`` when ``t + lag(s) < T``. It decides whether a record counts (its event
+    time) and whether a later change of state counts, so at ``as_of`` an invoice paid later
+    is unpaid (``paid_at`` cleared), a shipment closed later is in transit and a refund
     settled later is pending.
 
     Parameters
@@ -323,21 +328,28 @@ def visible_records(records: Mapping[str, Any], as_of: Any) -> dict[str, pd.Data
     records : ``customs``, ``shipments`` and ``payments`` records of one firm (DataFrames
         or lists of mappings; missing types count as none).
     as_of : the decision date.
+    lags : availability lag in days per record type (default
+        :data:`features.pit.DEFAULT_LAGS`).
     """
     t = pd.Timestamp(_as_datetime(as_of))
+    lag_days = {**DEFAULT_LAGS, **(lags or {})}
     out: dict[str, pd.DataFrame] = {}
     for kind, ev in EVENT_TIME.items():
         df = _frame(records.get(kind), kind)
-        lag = pd.Timedelta(days=AVAILABILITY_LAG_DAYS[kind])
-        df = df[(df[ev] < t) & (df[ev] + lag <= t)].copy()
+        lag = pd.Timedelta(days=lag_days[kind])
+
+        def known(col: str, df: pd.DataFrame = df, lag: pd.Timedelta = lag) -> pd.Series:
+            return (df[col] + lag < t).fillna(False).astype(bool)
+
+        df = df[known(ev)].copy()
         if kind == "payments":
-            df.loc[~(df["paid_at"] < t), "paid_at"] = pd.NaT
+            df.loc[~known("paid_at", df), "paid_at"] = pd.NaT
         elif kind == "shipments":
-            open_ = ~(df["closed_at"] < t)
+            open_ = ~known("closed_at", df)
             df.loc[open_, "status"] = "in_transit"
             df.loc[open_, "closed_at"] = pd.NaT
         else:
-            unsettled = ~(df["tax_refund_settled_at"] < t)
+            unsettled = ~known("tax_refund_settled_at", df)
             has_refund = df["tax_refund_status"] != "none"
             df.loc[unsettled & has_refund, "tax_refund_status"] = "pending"
             df.loc[unsettled, "tax_refund_settled_at"] = pd.NaT
@@ -389,7 +401,10 @@ def compute_bases(records: Mapping[str, Any], as_of: Any) -> FirmBases:
 
     refund_amt = pd.to_numeric(cus["tax_refund_usd"], errors="coerce").fillna(0.0)
     pending = (
-        (cus["direction"] == "export") & (cus["tax_refund_status"] == "pending") & (refund_amt > 0)
+        (cus["direction"] == "export")
+        & (cus["tax_refund_status"] == "pending")
+        & (refund_amt > 0)
+        & (cus["declared_at"] >= t - pd.Timedelta(days=TAX_REFUND_WINDOW_DAYS))
     )
     refunds = float(refund_amt[pending].sum())
 
