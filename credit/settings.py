@@ -11,7 +11,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -45,6 +45,20 @@ class Settings(BaseSettings):
         default=4 * 1024 * 1024, ge=1024, description="Largest request body accepted (413 above)."
     )
     api_log_level: str = Field(default="INFO", description="Service log level.")
+    # --- financing offers and seller links ---
+    policy_dir: Path | None = Field(
+        default=None,
+        description="Folder of lending policies, one <tenant>.yaml per lender or platform "
+        "(default: the policy shipped with the package for everyone).",
+    )
+    link_secret: SecretStr | None = Field(
+        default=None,
+        description="Secret that signs seller links (at least 32 characters). Default: a "
+        "random secret kept in link_secret in the data directory, created on first use.",
+    )
+    seller_link_ttl_seconds: int = Field(
+        default=900, ge=30, le=7 * 24 * 3600, description="How long a seller link stays valid."
+    )
 
     @property
     def store_path(self) -> Path:
