@@ -58,6 +58,9 @@ from credit.commands import serve as _serve  # noqa: E402
 app.add_typer(_keys.app, name="keys")
 app.command("serve")(_serve.serve)
 app.command("score")(_score.score)
+from credit.commands import features as _features  # noqa: E402
+
+app.add_typer(_features.app, name="features")
 
 
 def main() -> None:  # pragma: no cover - console entry point alias

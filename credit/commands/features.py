@@ -1,0 +1,185 @@
+"""``credit features build | materialize | describe``: the feature pipeline's commands."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(
+    help="Point-in-time credit features: training sets, snapshots, the online store, the "
+    "data dictionary.",
+    no_args_is_help=True,
+)
+
+StoreOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--store",
+        help="DuckDB record store (default: records.duckdb in TRADECREDIT_DATA_DIR).",
+    ),
+]
+LagOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--lag",
+        help="Availability lag TYPE=DAYS (repeatable), e.g. --lag customs=5. "
+        "Defaults: firms 0, customs 3, shipments 1, payments 1, loans 0.",
+    ),
+]
+
+
+def _store(store: Path | None) -> Path:
+    from credit.settings import get_settings
+
+    path = store or get_settings().store_path
+    if not path.exists():
+        typer.echo(
+            f"error: record store {path} not found; ingest records first "
+            "(credit ingest) or pass --store",
+            err=True,
+        )
+        raise typer.Exit(2)
+    return path
+
+
+def _lags(lag: list[str] | None):  # type: ignore[no-untyped-def]
+    from features.pit import Lags
+
+    try:
+        return Lags.parse(lag)
+    except ValueError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from None
+
+
+@app.command("build")
+def build_cmd(
+    out: Annotated[Path, typer.Option("--out", help="Parquet file to write.")],
+    spine: Annotated[
+        str,
+        typer.Option(
+            "--spine",
+            help="loans: one row per loan application as of applied_at, with outcome "
+            "columns (the training set). monthly: month-end snapshots of every firm.",
+        ),
+    ] = "loans",
+    start: Annotated[
+        str | None, typer.Option("--from", help="First month YYYY-MM (monthly spine).")
+    ] = None,
+    end: Annotated[
+        str | None, typer.Option("--to", help="Last month YYYY-MM (monthly spine).")
+    ] = None,
+    store: StoreOpt = None,
+    lag: LagOpt = None,
+    engine: Annotated[str, typer.Option("--engine", help="Execution engine (duckdb).")] = "duckdb",
+) -> None:
+    """Build a feature table from the record store and write it as Parquet."""
+    from rich.console import Console
+
+    from features import pipeline
+    from features.catalog import CATALOG_VERSION, feature_names
+
+    if engine != "duckdb":
+        typer.echo(f"error: engine {engine!r} is not available here; use --engine duckdb", err=True)
+        raise typer.Exit(2)
+    if spine not in ("loans", "monthly"):
+        typer.echo(f"error: --spine must be loans or monthly, got {spine!r}", err=True)
+        raise typer.Exit(2)
+    path = _store(store)
+    lags = _lags(lag)
+    console = Console(stderr=True)
+    t0 = time.perf_counter()
+    try:
+        with console.status(f"building features ({spine} spine) from {path} ..."):
+            if spine == "loans":
+                df = pipeline.training_set(path, lags=lags)
+            else:
+                sp = pipeline.monthly_spine(path, start, end)
+                df = pipeline.build(path, sp, lags=lags, with_market=True)
+    except ValueError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from None
+    out.parent.mkdir(parents=True, exist_ok=True)
+    df.attrs = {}
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    table = table.replace_schema_metadata(
+        {**(table.schema.metadata or {}), b"tradecredit.catalog_version": CATALOG_VERSION.encode()}
+    )
+    pq.write_table(table, out)
+    secs = time.perf_counter() - t0
+    typer.echo(
+        f"wrote {out}: {len(df):,} rows x {len(feature_names())} features "
+        f"(catalog {CATALOG_VERSION}) in {secs:.1f} s"
+    )
+
+
+@app.command("materialize")
+def materialize_cmd(
+    as_of: Annotated[
+        str | None,
+        typer.Option(
+            "--as-of",
+            help="Snapshot moment (default: midnight after the latest record in the store).",
+        ),
+    ] = None,
+    store: StoreOpt = None,
+    database_url: Annotated[
+        str | None,
+        typer.Option(
+            "--database-url",
+            help="Service database (default: TRADECREDIT_DATABASE_URL or service.db).",
+        ),
+    ] = None,
+    lag: LagOpt = None,
+) -> None:
+    """Compute every firm's latest features and write them to the online store."""
+    from features import pipeline
+    from features.online import OnlineStore
+
+    path = _store(store)
+    lags = _lags(lag)
+    t0 = time.perf_counter()
+    try:
+        sp = pipeline.latest_spine(path, as_of)
+        df = pipeline.build(path, sp, lags=lags)
+    except ValueError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from None
+    online = OnlineStore(database_url)
+    n = online.write(df)
+    when = sp["as_of"].iloc[0] if len(sp) else as_of
+    typer.echo(
+        f"materialized {n:,} firms as of {when} into {online.engine.url.render_as_string()} "
+        f"in {time.perf_counter() - t0:.1f} s"
+    )
+
+
+@app.command("describe")
+def describe_cmd(
+    out: Annotated[Path, typer.Option("--out", help="Markdown file to write.")] = Path(
+        "docs/features.md"
+    ),
+    check: Annotated[
+        bool, typer.Option("--check", help="Fail if the file is not up to date.")
+    ] = False,
+) -> None:
+    """Write the data dictionary (docs/features.md) from the catalog."""
+    from features.describe import render_markdown
+
+    text = render_markdown()
+    if check:
+        current = out.read_text() if out.exists() else ""
+        if current != text:
+            typer.echo(f"{out} is out of date; run: credit features describe", err=True)
+            raise typer.Exit(1)
+        typer.echo(f"{out} is up to date")
+        return
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text)
+    typer.echo(f"wrote {out}")

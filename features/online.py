@@ -1,0 +1,167 @@
+"""The online feature store: the latest feature snapshot of every firm, for the API.
+
+One table, ``online_features``, in the service database (SQLite by default, PostgreSQL
+through ``TRADECREDIT_DATABASE_URL``)::
+
+    firm_id          VARCHAR(64)  \\  primary key: a lookup is one index seek
+    as_of            TIMESTAMP    /
+    catalog_version  VARCHAR(32)  the catalog the values were computed with
+    features         TEXT         JSON object feature name -> number (NaN stored as null)
+    written_at       TIMESTAMP
+
+Several snapshots of a firm may be kept (one per ``as_of``); :meth:`OnlineStore.get`
+returns the latest at or before the moment asked for.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import UTC, datetime
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Engine,
+    MetaData,
+    String,
+    Table,
+    Text,
+    delete,
+    select,
+    tuple_,
+)
+
+from features.catalog import CATALOG_VERSION, feature_names
+
+TABLE_NAME = "online_features"
+
+metadata = MetaData()
+online_features = Table(
+    TABLE_NAME,
+    metadata,
+    Column("firm_id", String(64), primary_key=True),
+    Column("as_of", DateTime(), primary_key=True),
+    Column("catalog_version", String(32), nullable=False),
+    Column("features", Text(), nullable=False),
+    Column("written_at", DateTime(), nullable=False),
+)
+
+
+def _naive(ts: Any) -> datetime:
+    t = pd.Timestamp(ts)
+    if t is pd.NaT:
+        raise ValueError("as_of must be a date or timestamp")
+    if t.tzinfo is not None:
+        t = t.tz_convert("UTC").tz_localize(None)
+    return t.to_pydatetime()
+
+
+def _encode(values: dict[str, Any]) -> str:
+    clean = {
+        k: (None if v is None or (isinstance(v, float) and math.isnan(v)) else float(v))
+        for k, v in values.items()
+    }
+    return json.dumps(clean, separators=(",", ":"))
+
+
+def _decode(text: str) -> dict[str, float]:
+    raw = json.loads(text)
+    return {k: (float("nan") if v is None else float(v)) for k, v in raw.items()}
+
+
+class OnlineStore:
+    """Latest features per firm in the service database.
+
+    Parameters
+    ----------
+    url : SQLAlchemy URL (default: the settings' service database).
+
+    Examples
+    --------
+    >>> store = OnlineStore("sqlite://")  # doctest: +SKIP
+    >>> store.write(features_df)  # firm_id, as_of, feature columns  # doctest: +SKIP
+    >>> store.get("F1")  # doctest: +SKIP
+    (datetime.datetime(2025, 7, 1, 0, 0), {'export_value_30d': 1200.0, ...})
+    """
+
+    def __init__(self, url: str | None = None) -> None:
+        self.url = url
+        self._engine: Engine | None = None
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            from credit.db import get_engine
+
+            self._engine = get_engine(self.url)
+            metadata.create_all(self._engine, tables=[online_features], checkfirst=True)
+        return self._engine
+
+    def write(self, df: pd.DataFrame, chunk: int = 1000) -> int:
+        """Insert or replace snapshots: one per row of ``df`` (``firm_id``, ``as_of`` and
+        every catalog feature). Returns the number of rows written."""
+        names = feature_names()
+        missing = [c for c in ("firm_id", "as_of", *names) if c not in df.columns]
+        if missing:
+            raise ValueError(
+                f"cannot write online features: missing column(s) {', '.join(missing[:5])}"
+                + (" ..." if len(missing) > 5 else "")
+            )
+        if df.duplicated(["firm_id", "as_of"]).any():
+            raise ValueError("duplicate (firm_id, as_of) rows in the features to write")
+        now = datetime.now(UTC).replace(tzinfo=None)
+        values = df[names].astype("float64").to_numpy()
+        firms = df["firm_id"].astype(str).tolist()
+        as_ofs = [_naive(t) for t in df["as_of"]]
+        rows = [
+            {
+                "firm_id": firms[i],
+                "as_of": as_ofs[i],
+                "catalog_version": CATALOG_VERSION,
+                "features": _encode(dict(zip(names, values[i].tolist(), strict=True))),
+                "written_at": now,
+            }
+            for i in range(len(df))
+        ]
+        engine = self.engine
+        with engine.begin() as conn:
+            for i in range(0, len(rows), chunk):
+                part = rows[i : i + chunk]
+                keys = [(r["firm_id"], r["as_of"]) for r in part]
+                conn.execute(
+                    delete(online_features).where(
+                        tuple_(online_features.c.firm_id, online_features.c.as_of).in_(keys)
+                    )
+                )
+                conn.execute(online_features.insert(), part)
+        return len(rows)
+
+    def get(self, firm_id: str, as_of: Any = None) -> tuple[datetime, dict[str, float]] | None:
+        """The latest snapshot of ``firm_id`` at or before ``as_of`` (default: the latest).
+
+        Returns
+        -------
+        (as_of, features) or None
+            ``features`` maps every feature name to a float (NaN for missing); ``None``
+            when the firm has no snapshot at or before ``as_of``.
+        """
+        t = online_features.c
+        q = select(t.as_of, t.features).where(t.firm_id == str(firm_id))
+        if as_of is not None:
+            q = q.where(t.as_of <= _naive(as_of))
+        q = q.order_by(t.as_of.desc()).limit(1)
+        with self.engine.connect() as conn:
+            row = conn.execute(q).first()
+        if row is None:
+            return None
+        return row[0], _decode(row[1])
+
+    def count(self) -> int:
+        """Number of stored snapshots."""
+        from sqlalchemy import func
+
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(online_features)).scalar_one())
