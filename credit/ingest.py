@@ -334,14 +334,10 @@ def _ingest_file(
         except duckdb.Error as exc:
             raise IngestError(name, _describe_error(src, exc)) from None
         step(1)
+        stage = validation_select(rt, src.columns, "_raw", line_offset, ingestion_date, plan)
         con.execute(
-            "CREATE OR REPLACE TEMP TABLE _stage AS "
-            + validation_select(rt, src.columns, "_raw", line_offset, ingestion_date, plan)
+            "CREATE OR REPLACE TEMP TABLE _final AS " + verdict_select(rt, f"({stage})", plan)
         )
-        con.execute(
-            "CREATE OR REPLACE TEMP TABLE _final AS " + verdict_select(rt, "_stage", plan)
-        )
-        con.execute("DROP TABLE _stage")
         step(2)
         cols = ", ".join(q(c) for c in rt.columns)
         con.execute(

@@ -2,7 +2,8 @@
 
 The tables are created from the data contract (:mod:`credit.records`), named like the
 record types and with exactly their columns, so the feature pipeline can read them
-directly. Two bookkeeping tables sit beside them:
+directly. Each record ID is unique in its table: ingestion guarantees it (duplicates and
+conflicting re-ingestions are rejected), so no key index is kept. Two bookkeeping tables sit beside them:
 
 ``rejected``
     every row ingestion refused: source file, line, record type, record id, the field at
@@ -97,7 +98,9 @@ def open_store(path: Path | None = None, read_only: bool = False) -> duckdb.Duck
 def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
     """Create the contract tables and the bookkeeping tables if they do not exist."""
     for rt in RECORD_TYPES.values():
-        con.execute(rt.create_table_sql())
+        # No PRIMARY KEY index: ingestion, the only writer, rejects repeated IDs itself,
+        # and the index would double the time and memory of storing a large file.
+        con.execute(rt.create_table_sql(primary_key=False))
     con.execute(REJECTED_SQL)
     con.execute(INGESTIONS_SQL)
 
