@@ -114,15 +114,17 @@ class RecordType:
     def required_columns(self) -> list[str]:
         return [f.name for f in self.fields if f.required]
 
-    def create_table_sql(self, table: str | None = None) -> str:
-        """``CREATE TABLE IF NOT EXISTS`` statement for the record store."""
+    def create_table_sql(self, table: str | None = None, primary_key: bool = True) -> str:
+        """``CREATE TABLE IF NOT EXISTS`` statement for the record store.
+
+        ``primary_key=False`` leaves out the key constraint, for a store whose only writer
+        (ingestion) already guarantees unique IDs and should not pay for an index.
+        """
         cols = ",\n  ".join(
             f"{f.name} {f.sql_type}{' NOT NULL' if f.required else ''}" for f in self.fields
         )
-        return (
-            f"CREATE TABLE IF NOT EXISTS {table or self.name} (\n  {cols},\n"
-            f"  PRIMARY KEY ({self.id_field})\n)"
-        )
+        key = f",\n  PRIMARY KEY ({self.id_field})" if primary_key else ""
+        return f"CREATE TABLE IF NOT EXISTS {table or self.name} (\n  {cols}{key}\n)"
 
 
 def _id(name: str, what: str) -> FieldSpec:
