@@ -115,6 +115,7 @@ class RequestContextMiddleware:
             log.info(
                 "request",
                 extra={
+                    "request_id": rid,
                     "method": method,
                     "route": path,
                     "status": status["code"],
