@@ -61,6 +61,9 @@ app.command("score")(_score.score)
 from credit.commands import features as _features  # noqa: E402
 
 app.add_typer(_features.app, name="features")
+from credit.commands import simulate as _simulate  # noqa: E402
+
+app.command("simulate")(_simulate.simulate)
 
 
 def main() -> None:  # pragma: no cover - console entry point alias
