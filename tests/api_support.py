@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -39,7 +40,13 @@ def train_model(seed: int = 0, n_trees: int = 30, version: str = "1") -> Scoring
     X[rng.uniform(size=n) < 0.05, 0] = np.nan  # some missing values
     ds = lgb.Dataset(X, y, feature_name=FEATURES, categorical_feature=[4], free_raw_data=False)
     booster = lgb.train(
-        {"objective": "binary", "num_leaves": 15, "learning_rate": 0.1, "verbose": -1, "seed": seed},
+        {
+            "objective": "binary",
+            "num_leaves": 15,
+            "learning_rate": 0.1,
+            "verbose": -1,
+            "seed": seed,
+        },
         ds,
         num_boost_round=n_trees,
     )
@@ -93,3 +100,84 @@ def make_store(n_firms: int = 20) -> MemoryOnlineStore:
             for i in range(n_firms)
         }
     )
+
+
+def catalog_frame(n_firms: int, as_of: str, seed: int = 0) -> Any:
+    """A feature table over the real catalog's features (random values, some missing)."""
+    import pandas as pd
+
+    from features.catalog import feature_names
+
+    names = feature_names()
+    rng = np.random.default_rng(seed)
+    X = rng.lognormal(0, 1, (n_firms, len(names)))
+    X[rng.uniform(size=X.shape) < 0.05] = np.nan
+    df = pd.DataFrame(X, columns=names)
+    df.insert(0, "as_of", pd.Timestamp(as_of))
+    df.insert(0, "firm_id", [f"F{i:05d}" for i in range(n_firms)])
+    return df
+
+
+def train_catalog_model(
+    version: str | None = None, n_trees: int = 30, seed: int = 0
+) -> ScoringModel:
+    """A small LightGBM model over the catalog's features, with the catalog's reason texts."""
+    import lightgbm as lgb
+
+    from features.catalog import feature_names, get
+
+    names = feature_names()
+    df = catalog_frame(1500, "2025-01-01", seed=seed)
+    X = df[names].to_numpy()
+    z = (
+        -3
+        + 0.6 * np.nan_to_num(X[:, 0])
+        - 0.4 * np.nan_to_num(X[:, 1])
+        + 0.3 * np.nan_to_num(X[:, 5])
+    )
+    y = (np.random.default_rng(seed).uniform(size=len(z)) < 1 / (1 + np.exp(-z))).astype(int)
+    booster = lgb.train(
+        {"objective": "binary", "num_leaves": 15, "verbose": -1, "seed": seed, "num_threads": 1},
+        lgb.Dataset(X, y, feature_name=names),
+        num_boost_round=n_trees,
+    )
+    return ScoringModel(
+        booster,
+        Calibrator("platt", a=0.9, b=0.1),
+        ScoreScale(),
+        names,
+        reason_texts={n: get(n).reason for n in names},
+        version=version,
+        run_id=None,
+        metadata={"trained_at": "2026-01-01T00:00:00Z"},
+    )
+
+
+def register_champion(model: ScoringModel, tracking_uri: str, workdir: Any) -> str:
+    """Log ``model``'s bundle to MLflow, register it and point ``@champion`` at it."""
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    from credit.scoring import MODEL_NAME
+
+    bundle = model.to_bundle(workdir / "bundle")
+    mlflow.set_tracking_uri(tracking_uri)
+    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    exp = client.get_experiment_by_name("api-tests") or None
+    exp_id = (
+        exp.experiment_id
+        if exp
+        else client.create_experiment(
+            "api-tests", artifact_location=(workdir / "mlartifacts").resolve().as_uri()
+        )
+    )
+    run = client.create_run(exp_id)
+    client.log_artifacts(run.info.run_id, str(bundle), "bundle")
+    client.set_terminated(run.info.run_id)
+    with contextlib.suppress(Exception):  # already registered by an earlier call
+        client.create_registered_model(MODEL_NAME)
+    mv = client.create_model_version(
+        MODEL_NAME, source=f"{run.info.artifact_uri}/bundle", run_id=run.info.run_id
+    )
+    client.set_registered_model_alias(MODEL_NAME, "champion", mv.version)
+    return str(mv.version)

@@ -1,0 +1,216 @@
+"""The service end to end: a registered champion in the local MLflow registry, features in
+the online store, real HTTP (TestClient and `credit serve` on loopback), the CLI and batch
+scoring giving the same decision, and the audit log on PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+from typer.testing import CliRunner
+
+from api.main import create_app
+from credit.cli import app as cli
+from credit.keys import create_key
+from credit.settings import Settings, get_settings
+from tests.api_support import (
+    catalog_frame,
+    make_store,
+    register_champion,
+    train_catalog_model,
+    train_model,
+)
+
+pytestmark = pytest.mark.integration
+
+PG_URL = os.environ.get("TRADECREDIT_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture
+def champion(data_dir: Path) -> dict[str, Any]:
+    """A champion registered in this test's MLflow store and features materialized online."""
+    from features.online import OnlineStore
+
+    s = get_settings()
+    s.ensure_data_dir()
+    model = train_catalog_model()
+    version = register_champion(model, s.tracking_uri, s.data_dir)
+    early = catalog_frame(12, "2025-03-31", seed=1)
+    late = catalog_frame(12, "2025-06-30", seed=2)
+    OnlineStore(s.service_database_url).write(pd.concat([early, late], ignore_index=True))
+    return {"version": version, "early": early, "late": late}
+
+
+@pytest.mark.slow
+def test_api_cli_and_batch_give_the_same_decision(champion: dict[str, Any], tmp_path: Path) -> None:
+    app = create_app()
+    with TestClient(app) as c:
+        _, key = create_key(app.state.service.engine, "bank-a", "lender")
+        r = c.post(
+            "/v1/score",
+            json={"firm_id": "F00003", "as_of": "2025-04-30"},
+            headers={"X-API-Key": key},
+        )
+        assert r.status_code == 200, r.text
+        api = r.json()
+        assert api["model"]["version"] == champion["version"]
+        assert api["as_of"] == "2025-03-31T00:00:00Z"
+        assert api["reasons"] and all(x["text"] for x in api["reasons"])
+        assert c.get("/readyz").json()["ready"] is True
+
+    runner = CliRunner()
+    res = runner.invoke(cli, ["score", "--firm", "F00003", "--as-of", "2025-04-30"])
+    assert res.exit_code == 0, res.output
+    cli_decision = json.loads(res.stdout[res.stdout.index("{") :])
+    for k in ("firm_id", "as_of", "pd", "score", "grade", "reasons", "model", "data"):
+        assert cli_decision[k] == api[k], k
+
+    table = tmp_path / "features.parquet"
+    champion["early"].to_parquet(table)
+    out = tmp_path / "scores.parquet"
+    res = runner.invoke(cli, ["score", "--batch", str(table), "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    row = pd.read_parquet(out).set_index("firm_id").loc["F00003"]
+    assert abs(row["pd"] - api["pd"]) < 1e-12
+    assert (int(row["score"]), row["grade"]) == (api["score"], api["grade"])
+    codes = [row[f"reason_{k}"] for k in range(1, 5) if isinstance(row[f"reason_{k}"], str)]
+    assert codes == [x["code"] for x in api["reasons"]]
+
+    res = runner.invoke(cli, ["score", "--firm", "NOPE"])
+    assert res.exit_code == 1 and "no features" in res.output
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.mark.slow
+def test_credit_serve_on_loopback(champion: dict[str, Any], data_dir: Path) -> None:
+    import httpx
+
+    runner = CliRunner()
+    res = runner.invoke(cli, ["keys", "create", "--tenant", "bank-a", "--role", "lender"])
+    assert res.exit_code == 0, res.output
+    key = res.stdout.strip().splitlines()[-1]
+    assert key.startswith("tck_")
+    listed = runner.invoke(cli, ["keys", "list", "--json"])
+    assert key not in listed.output and '"tenant": "bank-a"' in listed.output
+
+    port = _free_port()
+    env = {**os.environ, "TRADECREDIT_DATA_DIR": str(data_dir)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "credit.cli", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            try:
+                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if proc.poll() is not None:
+                break
+            time.sleep(0.2)
+        else:
+            pytest.fail("service not ready within 60 s")
+        assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
+        r = httpx.post(f"{base}/v1/score", json={"firm_id": "F00001"}, headers={"X-API-Key": key})
+        assert r.status_code == 200 and r.json()["model"]["version"] == champion["version"]
+        assert httpx.post(f"{base}/v1/score", json={"firm_id": "F00001"}).status_code == 401
+        assert "tradecredit_http_requests_total" in httpx.get(f"{base}/metrics").text
+    finally:
+        proc.terminate()
+        out = proc.communicate(timeout=20)[0].decode()
+    assert key not in out  # the key never reaches the logs
+    assert '"route": "/v1/score"' in out and '"request_id"' in out
+
+
+# --- PostgreSQL --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for one test (skipped when the server is unreachable)."""
+    try:
+        admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+    except Exception as exc:
+        pytest.skip(f"PostgreSQL not reachable at {PG_URL}: {type(exc).__name__}")
+    name = f"tc_api_{uuid.uuid4().hex[:10]}"
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    url = sa.engine.make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
+    try:
+        yield url
+    finally:
+        from credit.db import dispose_engines
+
+        dispose_engines()
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.mark.postgres
+def test_audit_log_and_keys_on_postgresql(
+    pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from credit.db import current_revision, make_engine, upgrade
+
+    monkeypatch.setenv("TRADECREDIT_DATABASE_URL", pg_url)
+    get_settings.cache_clear()
+    model = train_model()
+    settings = Settings(data_dir=tmp_path / "pg", database_url=pg_url, api_rate_limit=0)
+    app = create_app(settings=settings, model_loader=lambda s: model, online_store=make_store())
+    with TestClient(app) as c:
+        engine = app.state.service.engine
+        assert engine.dialect.name == "postgresql" and current_revision(engine) == "0001"
+        upgrade(make_engine(pg_url))  # idempotent
+        _, a = create_key(engine, "bank-a", "lender")
+        _, b = create_key(engine, "bank-b", "lender")
+        d = c.post(
+            "/v1/score", json={"firm_id": "F0001", "explain": "full"}, headers={"X-API-Key": a}
+        ).json()
+        ex = d["explanation"]
+        assert abs(ex["base_value"] + sum(ex["contributions"].values()) - ex["raw_log_odds"]) < 1e-6
+        got = c.get(f"/v1/decisions/{d['decision_id']}", headers={"X-API-Key": a}).json()
+        assert (got["pd"], got["grade"], got["reasons"]) == (d["pd"], d["grade"], d["reasons"])
+        assert got["features"]["category"] in ("food", "cosmetics", "electronics_digital")
+        assert (
+            c.get(f"/v1/decisions/{d['decision_id']}", headers={"X-API-Key": b}).status_code == 404
+        )
+        with engine.begin() as conn:
+            n = conn.execute(sa.text("SELECT count(*) FROM decisions")).scalar_one()
+            conn.execute(sa.text("ALTER TABLE decisions RENAME TO decisions_away"))
+        try:
+            r = c.post("/v1/score", json={"firm_id": "F0001"}, headers={"X-API-Key": a})
+        finally:
+            with engine.begin() as conn:
+                conn.execute(sa.text("ALTER TABLE decisions_away RENAME TO decisions"))
+        assert r.status_code == 503 and "decision_id" not in r.text
+        with engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT count(*) FROM decisions")).scalar_one() == n
+        assert (
+            c.post("/v1/score", json={"firm_id": "F0001"}, headers={"X-API-Key": a}).status_code
+            == 200
+        )  # recovers by itself
