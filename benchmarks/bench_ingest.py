@@ -57,7 +57,9 @@ def generate(folder: Path, rows: int, fmt: str) -> tuple[Path, int]:
         FROM range({rows}) t(i)
     """
     out = folder / f"payments.{fmt}"
-    opts = "(FORMAT PARQUET)" if fmt == "parquet" else "(HEADER, TIMESTAMPFORMAT '%Y-%m-%dT%H:%M:%S')"
+    opts = (
+        "(FORMAT PARQUET)" if fmt == "parquet" else "(HEADER, TIMESTAMPFORMAT '%Y-%m-%dT%H:%M:%S')"
+    )
     con.execute(f"COPY ({query}) TO '{out}' {opts}")
     bad = con.execute(
         f"SELECT count(*) FROM range({rows}) t(i) WHERE i % {BAD_EVERY} = 7"
@@ -88,8 +90,10 @@ def main(argv: list[str] | None = None) -> int:
         pay, bad = generate(root / "firms", args.rows, args.format)
         pay = pay.rename(root / "payments" / pay.name)
         size_mb = pay.stat().st_size / 2**20
-        print(f"generated {args.rows:,} payment rows ({size_mb:,.0f} MiB {args.format}) "
-              f"in {time.perf_counter() - t:.1f} s")
+        print(
+            f"generated {args.rows:,} payment rows ({size_mb:,.0f} MiB {args.format}) "
+            f"in {time.perf_counter() - t:.1f} s"
+        )
         store = root / "records.duckdb"
         today = date(2026, 1, 1)
         first = ingest_dir(root / "firms", store, ingestion_date=today)
@@ -103,12 +107,18 @@ def main(argv: list[str] | None = None) -> int:
         report.raise_for_errors()
         f = report.files[0]
         rate = f.read / seconds
-        print(f"payments: read {f.read:,}  accepted {f.accepted:,}  rejected {f.rejected:,}  "
-              f"in {seconds:.2f} s")
-        print(f"throughput: {rate:,.0f} rows/s  (floor {FLOOR_ROWS_PER_S:,} rows/s, "
-              f"ratio {rate / FLOOR_ROWS_PER_S:.2f}x)")
-        print(f"peak RSS: {peak_rss_mb():,.0f} MiB (before payments: {rss_before:,.0f} MiB; "
-              f"DuckDB memory limit {args.memory_limit})")
+        print(
+            f"payments: read {f.read:,}  accepted {f.accepted:,}  rejected {f.rejected:,}  "
+            f"in {seconds:.2f} s"
+        )
+        print(
+            f"throughput: {rate:,.0f} rows/s  (floor {FLOOR_ROWS_PER_S:,} rows/s, "
+            f"ratio {rate / FLOOR_ROWS_PER_S:.2f}x)"
+        )
+        print(
+            f"peak RSS: {peak_rss_mb():,.0f} MiB (before payments: {rss_before:,.0f} MiB; "
+            f"DuckDB memory limit {args.memory_limit})"
+        )
         ok = f.read == args.rows and f.rejected == bad and f.accepted == args.rows - bad
         print(f"counts check: {'OK' if ok else 'FAILED'} (expected {bad:,} rejected)")
         return 0 if ok else 1

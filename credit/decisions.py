@@ -16,6 +16,7 @@ import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from functools import cache
 from typing import Any, Literal
 
 import numpy as np
@@ -162,6 +163,20 @@ def encode(model: ScoringModel, rows: Sequence[Mapping[str, Any]]) -> np.ndarray
     if enc is None:
         enc = _encoders[model] = _Encoder(model)
     return enc.encode(rows)
+
+
+@cache
+def reason_hint(feature: str) -> str | None:
+    """The catalog's hint for improving ``feature`` (``None`` for features outside it)."""
+    try:
+        from features.catalog import get
+    except ImportError:  # pragma: no cover - the catalog ships with the project
+        return None
+    try:
+        hint = getattr(get(feature), "hint", None)
+    except KeyError:
+        return None
+    return str(hint) if hint else None
 
 
 def data_sufficiency(features: Mapping[str, Any]) -> dict[str, Any]:

@@ -229,7 +229,9 @@ def _csv_header(path: Path) -> list[str]:
     try:
         text = first.decode("utf-8-sig")
     except UnicodeDecodeError:
-        raise IngestError(path.name, "not UTF-8 encoded near line 1; save the file as UTF-8") from None
+        raise IngestError(
+            path.name, "not UTF-8 encoded near line 1; save the file as UTF-8"
+        ) from None
     if not text.strip():
         raise IngestError(path.name, "no header line (the first line is empty)")
     return next(csv.reader([text.rstrip("\r\n")]))
@@ -296,11 +298,14 @@ def _sha256(path: Path, out: list[str]) -> None:
     out.append(h.hexdigest())
 
 
-def _load_vocabularies(con: duckdb.DuckDBPyConnection) -> None:
-    for name in ("iso3166", "iso4217"):
-        con.execute(f"CREATE OR REPLACE TEMP TABLE _vocab_{name} (code VARCHAR PRIMARY KEY)")
-        con.executemany(
-            f"INSERT INTO _vocab_{name} VALUES (?)", [[c] for c in sorted(vocabulary(name))]
+def _load_vocabularies(con: duckdb.DuckDBPyConnection, sources: list[_Source]) -> None:
+    """Load the code lists the files need into temporary tables ``_vocab_<name>``."""
+    names = {f.vocabulary for s in sources for f in s.rt.fields if f.vocabulary}
+    for name in sorted(names):
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE _vocab_{name} AS "
+            "SELECT unnest(CAST(? AS VARCHAR[])) AS code",
+            [sorted(vocabulary(name))],
         )
 
 
@@ -326,13 +331,16 @@ def _ingest_file(
 
     plan = CheckPlan()
     line_offset = 2 if src.fmt == "csv" else 1
+    step(0)
+    # The raw rows go to a temporary table before the transaction: committed rowids
+    # follow the file order from 0 (inside a transaction they would not start at 0).
+    try:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _raw AS SELECT * FROM {_reader(src)}")
+    except duckdb.Error as exc:
+        con.execute("DROP TABLE IF EXISTS _raw")
+        raise IngestError(name, _describe_error(src, exc)) from None
     con.execute("BEGIN TRANSACTION")
     try:
-        step(0)
-        try:
-            con.execute(f"CREATE OR REPLACE TEMP TABLE _raw AS SELECT * FROM {_reader(src)}")
-        except duckdb.Error as exc:
-            raise IngestError(name, _describe_error(src, exc)) from None
         step(1)
         stage = validation_select(rt, src.columns, "_raw", line_offset, ingestion_date, plan)
         con.execute(
@@ -359,7 +367,7 @@ def _ingest_file(
             SELECT {ingestion_id}, {lit(name)}, f._line, {lit(rt.name)}, {id_expr}, c.field,
               CASE WHEN length(v.value) > {MAX_VALUE_CHARS}
                 THEN left(v.value, {MAX_VALUE_CHARS - 3}) || '...' ELSE v.value END,
-              c.reason, {lit(started.isoformat(sep=' '))}::TIMESTAMP
+              c.reason, {lit(started.isoformat(sep=" "))}::TIMESTAMP
             FROM (SELECT _line, _code FROM _final WHERE _code IS NOT NULL) f
             JOIN ({codes_values(plan)}) c(code, field, reason) ON f._code = c.code
             JOIN _raw r ON r.rowid = f._line - {line_offset}
@@ -373,7 +381,9 @@ def _ingest_file(
         ).fetchall()[0]
         read, accepted, present, rejected = (int(x) for x in counts)
         if read != accepted + rejected:  # pragma: no cover - guarded by the SQL above
-            raise RuntimeError(f"{name}: counts do not reconcile ({read} != {accepted} + {rejected})")
+            raise RuntimeError(
+                f"{name}: counts do not reconcile ({read} != {accepted} + {rejected})"
+            )
         top = con.execute(
             f"SELECT _code, count(*) AS n FROM _final WHERE _code IS NOT NULL "
             f"GROUP BY _code ORDER BY n DESC, _code LIMIT {TOP_REASONS}"
@@ -382,19 +392,32 @@ def _ingest_file(
         finished = datetime.now(UTC).replace(tzinfo=None)
         con.execute(
             "INSERT INTO ingestions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [ingestion_id, name, digest[0] if digest else "", rt.name, read, accepted,
-             present, rejected, started, finished],
+            [
+                ingestion_id,
+                name,
+                digest[0] if digest else "",
+                rt.name,
+                read,
+                accepted,
+                present,
+                rejected,
+                started,
+                finished,
+            ],
         )
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
         raise
     finally:
-        for t in ("_raw", "_stage", "_final"):
+        for t in ("_raw", "_final"):
             con.execute(f"DROP TABLE IF EXISTS {t}")
     report.status = "ingested"
     report.read, report.accepted, report.already_present, report.rejected = (
-        read, accepted, present, rejected,
+        read,
+        accepted,
+        present,
+        rejected,
     )
     report.top_reasons = [
         ReasonCount(plan.checks[c].field, plan.checks[c].reason, int(n)) for c, n in top
@@ -465,7 +488,7 @@ def ingest_dir(
                 report.errors.append(str(exc))
         if report.errors:
             return report
-        _load_vocabularies(con)
+        _load_vocabularies(con, sources)
         last = con.execute("SELECT coalesce(max(ingestion_id), 0) FROM ingestions").fetchall()
         next_id = int(last[0][0]) + 1
         for i, (src, fr) in enumerate(zip(sources, report.files, strict=True)):

@@ -99,9 +99,7 @@ def typed_expr(f: FieldSpec, src: str, src_type: str | None) -> str:
         return f"NULLIF({src}, '')" if is_text else f"CAST({src} AS VARCHAR)"
     if f.dtype == "float":
         inner = (
-            f"TRY_CAST(NULLIF({src}, '') AS DOUBLE)"
-            if is_text
-            else f"TRY_CAST({src} AS DOUBLE)"
+            f"TRY_CAST(NULLIF({src}, '') AS DOUBLE)" if is_text else f"TRY_CAST({src} AS DOUBLE)"
         )
         return f"(CASE WHEN isfinite({inner}) THEN {inner} END)"
     if f.dtype == "int":
@@ -217,7 +215,7 @@ def validation_select(
     ingestion_date: date,
     plan: CheckPlan,
 ) -> str:
-    """SELECT giving ``_line``, the typed contract columns and ``_code`` for every row of ``source``.
+    """SELECT giving ``_line``, the typed contract columns and ``_code`` for each source row.
 
     Parameters
     ----------
@@ -238,7 +236,11 @@ def validation_select(
         if src_type is not None:
             inner_cols.append(f"{raw} AS {q('_raw_' + f.name)}")
         branches += field_branches(
-            f, q("_raw_" + f.name) if src_type is not None else "NULL", src_type, typed, plan,
+            f,
+            q("_raw_" + f.name) if src_type is not None else "NULL",
+            src_type,
+            typed,
+            plan,
             ingestion_date,
         )
     for rule in rt.rules:
@@ -276,7 +278,9 @@ def verdict_select(rt: RecordType, stage: str, plan: CheckPlan) -> str:
             f"or in the same directory)",
         )
         ref_branches.append(f"WHEN s.{q(f.name)} IS NOT NULL AND {alias}.k IS NULL THEN {code}")
-    dup = plan.add(rt.id_field, f"duplicate {rt.id_field} in this file (its first valid row is kept)")
+    dup = plan.add(
+        rt.id_field, f"duplicate {rt.id_field} in this file (its first valid row is kept)"
+    )
     conflict = plan.add(
         rt.id_field,
         f"{rt.id_field} is already stored with different content "
@@ -289,7 +293,7 @@ def verdict_select(rt: RecordType, stage: str, plan: CheckPlan) -> str:
     return f"""
 WITH v AS (
   SELECT s._line, {s_cols}, coalesce(s._code, {ref_case}) AS _code
-  FROM {stage} s {' '.join(joins)}
+  FROM {stage} s {" ".join(joins)}
 ),
 d AS (
   SELECT {idf} AS k, min(_line) AS first_line FROM v WHERE _code IS NULL
@@ -310,9 +314,7 @@ SELECT * EXCLUDE (_stored), _code IS NULL AND _stored AS _present FROM w
 
 def codes_values(plan: CheckPlan) -> str:
     """A ``VALUES`` list ``(code, field, reason)`` for joining codes to their texts."""
-    rows = [
-        f"({i}, {lit(c.field)}, {lit(c.reason)})" for i, c in enumerate(plan.checks) if i > 0
-    ]
+    rows = [f"({i}, {lit(c.field)}, {lit(c.reason)})" for i, c in enumerate(plan.checks) if i > 0]
     return "VALUES " + ", ".join(rows)
 
 

@@ -3,7 +3,8 @@
 The tables are created from the data contract (:mod:`credit.records`), named like the
 record types and with exactly their columns, so the feature pipeline can read them
 directly. Each record ID is unique in its table: ingestion guarantees it (duplicates and
-conflicting re-ingestions are rejected), so no key index is kept. Two bookkeeping tables sit beside them:
+conflicting re-ingestions are rejected), so no key index is kept. Two bookkeeping tables
+sit beside them:
 
 ``rejected``
     every row ingestion refused: source file, line, record type, record id, the field at

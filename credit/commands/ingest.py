@@ -27,8 +27,8 @@ def ingest(
     store: Annotated[
         Path | None,
         typer.Option(
-            "--store", help="DuckDB record store to write (default: records.duckdb in the "
-            "data directory)."
+            "--store",
+            help="DuckDB record store to write (default: records.duckdb in the data directory).",
         ),
     ] = None,
     as_json: Annotated[
@@ -63,7 +63,14 @@ def ingest(
 def _with_progress(
     console: Console, directory: Path, store: Path | None, memory_limit: str | None
 ) -> IngestReport:
-    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+    from rich.progress import (
+        BarColumn,
+        Progress,
+        SpinnerColumn,
+        TaskID,
+        TextColumn,
+        TimeElapsedColumn,
+    )
 
     from credit.ingest import ingest_dir
 
@@ -75,7 +82,7 @@ def _with_progress(
         console=console,
         transient=True,
     ) as bar:
-        tasks: dict[str, int] = {}
+        tasks: dict[str, TaskID] = {}
 
         def progress(file: str, stage: str, done: int, total: int) -> None:
             if file not in tasks:
