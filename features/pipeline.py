@@ -188,7 +188,7 @@ def _frame(rt: RecordType, rows: Any, firm_id: str) -> pd.DataFrame:
     for f in rt.fields:
         col = df[f.name] if f.name in df.columns else pd.Series([None] * n, dtype=object)
         if f.dtype == "timestamp":
-            out[f.name] = _naive_utc(col.to_numpy()) if n else pd.Series([], "datetime64[us]")
+            out[f.name] = _naive_utc(col.to_numpy()) if n else pd.Series([], dtype="datetime64[us]")
         elif f.dtype in ("float", "int"):
             out[f.name] = pd.to_numeric(col, errors="raise").astype("float64")
         elif f.dtype == "bool":
