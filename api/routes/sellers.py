@@ -1,0 +1,332 @@
+"""The seller page: ``GET /sellers/{firm_id}?token=...``.
+
+Server-rendered HTML (Jinja2), no JavaScript, no CDN, no build step: one response holds the
+page, its style sheet and its chart (inline SVG drawn here), so it reads on a phone on a slow
+line. The token of a signed seller link (:mod:`credit.links`) stands in for an API key: it
+names the firm and the platform whose policy prices the offers. An expired or forged link
+gets a 403 page, never a stack trace; the decision behind the page is recorded in the audit
+log like any other.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import math
+import re
+from collections.abc import Mapping, Sequence
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import pandas as pd
+from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi.responses import HTMLResponse
+from jinja2 import Environment, PackageLoader, select_autoescape
+from markupsafe import Markup
+
+from api.routes.offers import firm_offers
+from credit.links import LinkError, link_secret, verify_seller_link
+from credit.offers import Offer, monthly_activity
+from credit.records import ID_PATTERN
+
+router = APIRouter(tags=["sellers"])
+
+_FIRM_ID = re.compile(ID_PATTERN)
+
+#: Grade -> (word, what it means for the seller).
+GRADE_WORDS: dict[str, tuple[str, str]] = {
+    "A": ("Excellent", "Lenders see your business as very likely to repay on time."),
+    "B": ("Very good", "Lenders see your business as likely to repay on time."),
+    "C": ("Good", "Your business is a sound risk; most financing is open to you."),
+    "D": ("Fair", "Some risk shows in your data: offers are smaller and cost more."),
+    "E": ("Weak", "Your data shows high risk: few offers are open to you for now."),
+    "F": ("Poor", "Your data shows very high risk: financing is not open to you for now."),
+}
+
+#: Decline codes in the words of a seller (``None``: the engine's own message reads well).
+DECLINE_WORDS: dict[str, str | None] = {
+    "pd_above_cutoff": "Your score is below what this product needs for now.",
+    "grade_not_eligible": "This product is not offered at your current grade.",
+    "thin_file": None,
+    "volume_too_small": None,
+}
+
+SERIES = (
+    # key, label, colour (contrast >= 4.5:1 on white)
+    ("sales", "Sales", "#1f4e8c"),
+    ("refunds", "Refunds", "#b3261e"),
+    ("shipments", "Shipments", "#1b6e3a"),
+)
+
+
+@cache
+def _env() -> Environment:
+    env = Environment(
+        loader=PackageLoader("api", "templates"),
+        autoescape=select_autoescape(["html"]),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["money"] = money
+    env.filters["percent"] = lambda x, digits=1: f"{x * 100:.{digits}f}%"
+    return env
+
+
+@cache
+def _css() -> tuple[str, str]:
+    """The style sheet and its CSP hash."""
+    css = (resources.files("api") / "static" / "seller.css").read_text(encoding="utf-8")
+    digest = base64.b64encode(hashlib.sha256(css.encode("utf-8")).digest()).decode("ascii")
+    return css, f"'sha256-{digest}'"
+
+
+def money(x: float, currency: str = "") -> str:
+    """``12,345`` (with the currency code in front when given)."""
+    s = f"{x:,.0f}"
+    return f"{currency} {s}" if currency else s
+
+
+def _short_money(x: float) -> str:
+    if x >= 1e6:
+        return f"{x / 1e6:.1f}M".replace(".0M", "M")
+    if x >= 1e3:
+        return f"{x / 1e3:.0f}k"
+    return f"{x:.0f}"
+
+
+def _nice_step(top: float, ticks: int = 4) -> float:
+    raw = top / ticks
+    mag = 10 ** math.floor(math.log10(raw))
+    for m in (1, 2, 2.5, 5, 10):
+        if m * mag >= raw:
+            return m * mag
+    return 10 * mag  # pragma: no cover - the loop always returns
+
+
+def activity_chart(activity: pd.DataFrame, currency: str = "USD") -> Markup:
+    """Monthly sales and refunds (bars) and shipments (line) as an accessible inline SVG.
+
+    Parameters
+    ----------
+    activity : columns ``month``, ``sales``, ``refunds``, ``shipments`` (one row per month).
+    currency : the unit shown on the axis.
+    """
+    w, h = 640, 260
+    left, right, top, bottom = 52, 12, 14, 34
+    pw, ph = w - left - right, h - top - bottom
+    n = max(len(activity), 1)
+    vmax = (
+        float(activity[["sales", "refunds", "shipments"]].to_numpy().max()) if len(activity) else 0
+    )
+    step = _nice_step(vmax) if vmax > 0 else 1.0
+    ymax = step * max(1, math.ceil(vmax / step))
+
+    def y(v: float) -> float:
+        return top + ph - ph * (v / ymax)
+
+    parts = [
+        f'<svg class="chart" viewBox="0 0 {w} {h}" role="img" '
+        'aria-labelledby="chart-title chart-desc" xmlns="http://www.w3.org/2000/svg">',
+        '<title id="chart-title">Monthly sales, refunds and shipments</title>',
+        f'<desc id="chart-desc">Bars show sales and refunds, the line shows the value shipped, '
+        f"in {currency}, for the last {len(activity)} months. The table below lists the "
+        "same numbers.</desc>",
+    ]
+    k = 0.0
+    while k <= ymax + 1e-9:
+        yy = y(k)
+        parts.append(
+            f'<line x1="{left}" x2="{w - right}" y1="{yy:.1f}" y2="{yy:.1f}" '
+            'stroke="#d0d4da" stroke-width="1"/>'
+        )
+        parts.append(
+            f'<text x="{left - 6}" y="{yy + 4:.1f}" text-anchor="end" font-size="11" '
+            f'fill="#333">{_short_money(k)}</text>'
+        )
+        k += step
+    slot = pw / n
+    bar = slot * 0.32
+    line_pts = []
+    for i, row in enumerate(activity.itertuples(index=False)):
+        x0 = left + i * slot + slot * 0.15
+        for j, (key, _label, colour) in enumerate(SERIES[:2]):
+            v = float(getattr(row, key))
+            yy = y(v)
+            parts.append(
+                f'<rect x="{x0 + j * bar:.1f}" y="{yy:.1f}" width="{bar:.1f}" '
+                f'height="{top + ph - yy:.1f}" fill="{colour}"/>'
+            )
+        cx = left + (i + 0.5) * slot
+        line_pts.append((cx, y(float(row.shipments))))
+        month = pd.Timestamp(row.month)
+        label = month.strftime("%b") + (f" {month:%y}" if month.month == 1 or i == 0 else "")
+        parts.append(
+            f'<text x="{cx:.1f}" y="{h - bottom + 16}" text-anchor="middle" font-size="11" '
+            f'fill="#333">{label}</text>'
+        )
+    if line_pts:
+        pts = " ".join(f"{x:.1f},{yy:.1f}" for x, yy in line_pts)
+        colour = SERIES[2][2]
+        parts.append(f'<polyline points="{pts}" fill="none" stroke="{colour}" stroke-width="2.5"/>')
+        for x, yy in line_pts:
+            parts.append(f'<circle cx="{x:.1f}" cy="{yy:.1f}" r="3.5" fill="{colour}"/>')
+    parts.append(
+        f'<line x1="{left}" x2="{w - right}" y1="{top + ph}" y2="{top + ph}" '
+        'stroke="#333" stroke-width="1"/>'
+    )
+    parts.append("</svg>")
+    return Markup("".join(parts))
+
+
+def _drivers(reasons: Sequence[Mapping[str, Any]]) -> list[dict[str, str | None]]:
+    """Reason codes with the catalog's plain-language text and improvement hint."""
+    try:
+        from features import catalog
+    except ImportError:  # pragma: no cover - the package is part of the project
+        catalog = None  # type: ignore[assignment]
+    out: list[dict[str, str | None]] = []
+    for r in reasons:
+        text, hint = str(r.get("text") or r.get("feature")), None
+        if catalog is not None:
+            try:
+                f = catalog.get(str(r.get("feature")))
+                text, hint = f.reason, f.hint
+            except KeyError:
+                pass
+        if hint and hint.strip().lower().rstrip(".") == "none needed":
+            hint = None
+        out.append({"code": str(r.get("code")), "text": text, "hint": hint})
+    return out
+
+
+def _odds_words(pd_: float) -> str:
+    if pd_ < 0.001:
+        return "fewer than 1 in 1,000"
+    n = max(2, round(1 / pd_))
+    return f"about 1 in {n:,}"
+
+
+def _offer_card(o: Offer) -> dict[str, Any]:
+    months = o.term_days / 30.4
+    return {
+        "title": o.title,
+        "amount": money(o.amount, o.currency),
+        "term": f"{o.term_days} days (about {months:.0f} months)"
+        if months >= 2
+        else f"{o.term_days} days",
+        "apr": f"{o.apr * 100:.1f}%",
+        "total_cost": money(o.total_cost, o.currency),
+        "total_repayable": money(o.total_repayable, o.currency),
+        "repaid_by": o.repayment.summary[0].upper() + o.repayment.summary[1:],
+        "based_on": f"{money(o.base_amount, o.currency)} of {o.base}",
+    }
+
+
+def _page(template: str, status: int, context: Mapping[str, Any]) -> HTMLResponse:
+    css, css_hash = _css()
+    html = _env().get_template(template).render(css=Markup(css), **context)
+    headers = {
+        # The token is in the URL: never send it on as a referrer, never cache the page.
+        "Referrer-Policy": "no-referrer",
+        "Cache-Control": "no-store",
+        "X-Content-Type-Options": "nosniff",
+        "X-Robots-Tag": "noindex, nofollow",
+        "Content-Security-Policy": (
+            f"default-src 'none'; style-src {css_hash}; img-src data:; "
+            "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+        ),
+    }
+    return HTMLResponse(html, status_code=status, headers=headers)
+
+
+def _problem(status: int, title: str, message: str) -> HTMLResponse:
+    return _page("problem.html", status, {"status": status, "title": title, "message": message})
+
+
+@router.get(
+    "/sellers/{firm_id}",
+    name="seller_page",
+    response_class=HTMLResponse,
+    summary="The seller's page (HTML)",
+    description="Opened from a link made by `POST /v1/firms/{firm_id}/seller-link`: the grade "
+    "and score in plain words, the offers, what drives the score and how to improve it, and a "
+    "chart of monthly sales, refunds and shipments. An expired or forged link gets a 403 page.",
+    responses={403: {"description": "Expired or forged link (HTML page)."}},
+)
+def seller_page(
+    firm_id: str,
+    request: Request,
+    token: str | None = Query(None, description="The signed token of a seller link."),
+) -> HTMLResponse:
+    if not _FIRM_ID.match(firm_id):
+        return _problem(404, "Page not found", "There is no seller page at this address.")
+    state = request.app.state.service
+    try:
+        secret = link_secret(state.settings)
+    except (ValueError, OSError):
+        return _problem(503, "Temporarily unavailable", "Please try again in a few minutes.")
+    try:
+        link = verify_seller_link(token, firm_id, secret)
+    except LinkError as exc:
+        title = "This link has expired" if exc.reason == "expired" else "This link is not valid"
+        message = (
+            "For your security, links to this page work for a short time only. "
+            if exc.reason == "expired"
+            else "The link may be incomplete or altered. "
+        ) + "Open the page again from your seller dashboard to get a new link."
+        return _problem(403, title, message)
+    model = state.models.current
+    if model is None:
+        return _problem(503, "Temporarily unavailable", "Please try again in a few minutes.")
+    try:
+        fo = firm_offers(state, model, firm_id, None, link.tenant, None, "seller_page")
+    except HTTPException as exc:
+        if exc.status_code == 404:
+            return _problem(
+                404,
+                "We do not have your data yet",
+                "Your trade data has not reached us yet. Please check again tomorrow.",
+            )
+        return _problem(503, "Temporarily unavailable", "Please try again in a few minutes.")
+    d, offers = fo.decision, fo.offers
+    word, meaning = GRADE_WORDS.get(d.grade, (f"Grade {d.grade}", ""))
+    scale = model.scale
+    activity = monthly_activity(fo.records, d.as_of, months=12)
+    declines = [
+        {
+            "title": x.title,
+            "reasons": [DECLINE_WORDS.get(r.code) or r.message for r in x.reasons],
+        }
+        for x in offers.declines
+    ]
+    context = {
+        "firm_id": firm_id,
+        "grade": d.grade,
+        "grade_word": word,
+        "grade_meaning": meaning,
+        "score": d.score,
+        "score_min": int(scale.min_score),
+        "score_max": int(scale.max_score),
+        "odds_words": _odds_words(d.pd),
+        "data_date": f"{pd.Timestamp(d.as_of):%d %B %Y}".lstrip("0"),
+        "thin_file": bool(d.data.get("thin_file")),
+        "offers": [_offer_card(o) for o in offers.offers],
+        "declines": declines,
+        "drivers": _drivers(d.reasons),
+        "chart": activity_chart(activity, offers.currency),
+        "activity": [
+            {
+                "month": f"{pd.Timestamp(r.month):%b %Y}",
+                "sales": money(float(r.sales)),
+                "refunds": money(float(r.refunds)),
+                "shipments": money(float(r.shipments)),
+            }
+            for r in activity.itertuples(index=False)
+        ],
+        "series": SERIES,
+        "currency": offers.currency,
+        "expires_at": f"{link.expires_at:%H:%M} UTC",
+        "decision_id": d.decision_id,
+    }
+    return _page("seller.html", 200, context)
