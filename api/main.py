@@ -248,4 +248,8 @@ def create_app(
     app.include_router(score.router)
     app.include_router(decisions.router)
     app.include_router(model.router)
+    from api.routes import offers, sellers  # financing offers and the seller page
+
+    app.include_router(offers.router)
+    app.include_router(sellers.router)
     return app

@@ -161,6 +161,9 @@ class Reason(BaseModel):
     value: float | str | None = Field(examples=[0.31])
     contribution: float = Field(description="SHAP contribution in log-odds (raises the risk).")
     text: str = Field(examples=["Share of invoices paid late in the last 180 days is high"])
+    hint: str | None = Field(
+        None, description="What the firm can do about it (from the feature catalog)."
+    )
 
 
 class ModelRef(BaseModel):

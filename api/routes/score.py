@@ -148,7 +148,7 @@ def _features_from_records(req: ScoreRequest, as_of: datetime) -> dict[str, Any]
     firm = req.firm.model_dump() if req.firm is not None else None
     try:
         out = compute(records, as_of, firm=firm)
-    except (ValueError, KeyError, TypeError) as exc:
+    except ValueError as exc:  # the records break a rule the schema cannot see
         raise _ItemError(422, f"records cannot be turned into features: {exc}") from exc
     if hasattr(out, "to_dict") and not isinstance(out, dict):  # a one-row frame or a series
         out = out.to_dict(orient="records")[0] if hasattr(out, "columns") else out.to_dict()

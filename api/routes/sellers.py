@@ -104,6 +104,14 @@ def _nice_step(top: float, ticks: int = 4) -> float:
     return 10 * mag  # pragma: no cover - the loop always returns
 
 
+def _rows(activity: pd.DataFrame) -> list[tuple[pd.Timestamp, dict[str, float]]]:
+    """(month, {series: value}) per row of a :func:`credit.offers.monthly_activity` frame."""
+    keys = [k for k, _, _ in SERIES]
+    months = [pd.Timestamp(m) for m in activity["month"].tolist()]
+    cols = {k: [float(v) for v in activity[k].tolist()] for k in keys}
+    return [(m, {k: cols[k][i] for k in keys}) for i, m in enumerate(months)]
+
+
 def activity_chart(activity: pd.DataFrame, currency: str = "USD") -> Markup:
     """Monthly sales and refunds (bars) and shipments (line) as an accessible inline SVG.
 
@@ -148,18 +156,16 @@ def activity_chart(activity: pd.DataFrame, currency: str = "USD") -> Markup:
     slot = pw / n
     bar = slot * 0.32
     line_pts = []
-    for i, row in enumerate(activity.itertuples(index=False)):
+    for i, (month, values) in enumerate(_rows(activity)):
         x0 = left + i * slot + slot * 0.15
         for j, (key, _label, colour) in enumerate(SERIES[:2]):
-            v = float(getattr(row, key))
-            yy = y(v)
+            yy = y(values[key])
             parts.append(
                 f'<rect x="{x0 + j * bar:.1f}" y="{yy:.1f}" width="{bar:.1f}" '
                 f'height="{top + ph - yy:.1f}" fill="{colour}"/>'
             )
         cx = left + (i + 0.5) * slot
-        line_pts.append((cx, y(float(row.shipments))))
-        month = pd.Timestamp(row.month)
+        line_pts.append((cx, y(values["shipments"])))
         label = month.strftime("%b") + (f" {month:%y}" if month.month == 1 or i == 0 else "")
         parts.append(
             f'<text x="{cx:.1f}" y="{h - bottom + 16}" text-anchor="middle" font-size="11" '
@@ -309,20 +315,15 @@ def seller_page(
         "score_min": int(scale.min_score),
         "score_max": int(scale.max_score),
         "odds_words": _odds_words(d.pd),
-        "data_date": f"{pd.Timestamp(d.as_of):%d %B %Y}".lstrip("0"),
+        "data_date": f"{d.as_of.day} {d.as_of:%B %Y}",
         "thin_file": bool(d.data.get("thin_file")),
         "offers": [_offer_card(o) for o in offers.offers],
         "declines": declines,
         "drivers": _drivers(d.reasons),
         "chart": activity_chart(activity, offers.currency),
         "activity": [
-            {
-                "month": f"{pd.Timestamp(r.month):%b %Y}",
-                "sales": money(float(r.sales)),
-                "refunds": money(float(r.refunds)),
-                "shipments": money(float(r.shipments)),
-            }
-            for r in activity.itertuples(index=False)
+            {"month": f"{month:%b %Y}", **{k: money(v) for k, v in values.items()}}
+            for month, values in _rows(activity)
         ],
         "series": SERIES,
         "currency": offers.currency,

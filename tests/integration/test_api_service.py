@@ -214,3 +214,75 @@ def test_audit_log_and_keys_on_postgresql(
             c.post("/v1/score", json={"firm_id": "F0001"}, headers={"X-API-Key": a}).status_code
             == 200
         )  # recovers by itself
+
+
+POSTED = {
+    "as_of": "2025-06-30",
+    "firm": {
+        "firm_id": "F123",
+        "registered_at": "2021-04-12",
+        "business_model": "b2c",
+        "main_category": "home_furnishings",
+        "home_region": "CN-ZJ",
+    },
+    "records": {
+        "customs": [
+            {
+                "declaration_id": f"D{i}",
+                "firm_id": "F123",
+                "declared_at": f"2025-0{1 + i % 5}-1{i % 9}",
+                "direction": "export",
+                "regime": "9610",
+                "hs_code": "940360",
+                "origin_country": "CN",
+                "destination_country": "US",
+                "value_usd": 1000.0 + 50 * i,
+                "quantity": 12,
+                "status": "cleared",
+                "tax_refund_usd": 0,
+                "tax_refund_status": "none",
+            }
+            for i in range(12)
+        ],
+        "payments": [
+            {
+                "payment_id": f"P{i}",
+                "firm_id": "F123",
+                "kind": "settlement",
+                "direction": "in",
+                "amount_usd": 900.0 + 10 * i,
+                "currency": "USD",
+                "counterparty_id": "amazon",
+                "occurred_at": f"2025-0{1 + i % 5}-2{i % 9}",
+                "paid_at": f"2025-0{1 + i % 5}-2{i % 9}",
+            }
+            for i in range(12)
+        ],
+    },
+}
+
+
+@pytest.mark.slow
+def test_posted_records_are_scored_through_the_online_feature_path(
+    champion: dict[str, Any],
+) -> None:
+    import features
+    from credit.decisions import decide, to_utc
+    from credit.scoring import ScoringModel
+
+    app = create_app()
+    with TestClient(app) as c:
+        engine = app.state.service.engine
+        _, key = create_key(engine, "bank-a", "lender")
+        r = c.post("/v1/score", json=POSTED, headers={"X-API-Key": key})
+        assert r.status_code == 200, r.text
+        body = r.json()
+        got = c.get(f"/v1/decisions/{body['decision_id']}", headers={"X-API-Key": key}).json()
+    assert body["firm_id"] == "F123" and got["source"] == "posted"
+    model = ScoringModel.load(tracking_uri=get_settings().tracking_uri)
+    feats = features.compute(
+        {k: v for k, v in POSTED["records"].items()}, to_utc("2025-06-30"), firm=POSTED["firm"]
+    )
+    (expected,) = decide(model, [("F123", to_utc("2025-06-30"), feats)])
+    assert body["pd"] == expected.pd and body["score"] == expected.score
+    assert body["data"]["history_months"] == feats["months_of_history"]
