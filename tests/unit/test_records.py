@@ -220,3 +220,24 @@ def test_vocabularies() -> None:
     assert {"USD", "CNY", "EUR"} <= vocabulary("iso4217")
     with pytest.raises(KeyError):
         vocabulary("iso639")
+
+
+def test_contract_doc_is_up_to_date() -> None:
+    from credit.commands.contract import render_markdown
+
+    doc = Path(__file__).resolve().parents[2] / "docs" / "data-contract.md"
+    assert doc.read_text(encoding="utf-8") == render_markdown(), (
+        "docs/data-contract.md is stale: run `credit contract describe --output "
+        "docs/data-contract.md`"
+    )
+    for rt in RECORD_TYPES.values():  # every field and rule is documented
+        assert all(f"`{f.name}`" in doc.read_text() for f in rt.fields)
+        assert all(r.reason in doc.read_text() for r in rt.rules)
+
+
+def test_csv_with_byte_order_mark(tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "in", "firms", [FIRM])
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    report = ingest(tmp_path / "in", tmp_path / "s.duckdb")
+    assert report.ok, report.errors
+    assert (report.files[0].accepted, report.files[0].rejected) == (1, 0)
