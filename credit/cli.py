@@ -51,6 +51,9 @@ def config_cmd() -> None:
 from credit.commands import ingest as _ingest  # noqa: E402
 
 app.command("ingest")(_ingest.ingest)
+from credit.commands import contract as _contract  # noqa: E402
+
+app.add_typer(_contract.app, name="contract")
 from credit.commands import keys as _keys  # noqa: E402
 from credit.commands import score as _score  # noqa: E402
 from credit.commands import serve as _serve  # noqa: E402
