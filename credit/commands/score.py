@@ -45,13 +45,29 @@ def _read_table(path: Path):  # type: ignore[no-untyped-def]
 
 
 def _online_frame():  # type: ignore[no-untyped-def]
+    """The latest snapshot of every firm in the online store, as a feature table."""
+    import pandas as pd
+    import sqlalchemy as sa
+
+    from features.online import online_features
+
     store = _online_store()
-    for name in ("to_frame", "frame", "all"):
-        fn = getattr(store, name, None)
-        if callable(fn):
-            return fn()
-    typer.echo("error: this online store cannot list its firms", err=True)
-    raise typer.Exit(1)
+    t = online_features.c
+    with store.engine.connect() as conn:
+        rows = conn.execute(sa.select(t.firm_id, t.as_of, t.features)).all()
+    if not rows:
+        typer.echo("error: the online store is empty (run `credit features materialize`)", err=True)
+        raise typer.Exit(1)
+    latest: dict[str, tuple] = {}  # type: ignore[type-arg]
+    for firm_id, as_of, blob in rows:
+        if firm_id not in latest or as_of > latest[firm_id][0]:
+            latest[firm_id] = (as_of, blob)
+    feats = pd.DataFrame.from_records([json.loads(blob) for _, blob in latest.values()]).astype(
+        "float64"
+    )
+    feats.insert(0, "as_of", [a for a, _ in latest.values()])
+    feats.insert(0, "firm_id", list(latest))
+    return feats
 
 
 def score(

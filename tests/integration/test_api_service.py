@@ -88,6 +88,12 @@ def test_api_cli_and_batch_give_the_same_decision(champion: dict[str, Any], tmp_
     codes = [row[f"reason_{k}"] for k in range(1, 5) if isinstance(row[f"reason_{k}"], str)]
     assert codes == [x["code"] for x in api["reasons"]]
 
+    everything = tmp_path / "online.csv"
+    res = runner.invoke(cli, ["score", "--batch", "online", "--out", str(everything)])
+    assert res.exit_code == 0, res.output
+    latest = pd.read_csv(everything).set_index("firm_id")
+    assert len(latest) == 12 and latest["as_of"].str.startswith("2025-06-30").all()
+
     res = runner.invoke(cli, ["score", "--firm", "NOPE"])
     assert res.exit_code == 1 and "no features" in res.output
 
