@@ -37,7 +37,7 @@ def _field_type(spec: FieldSpec) -> Any:
     meta: dict[str, Any] = {"description": spec.description}
     if spec.dtype == "string":
         if spec.allowed:
-            return Annotated[Literal[spec.allowed], Field(**meta)]  # type: ignore[valid-type]
+            return Annotated[Literal[spec.allowed], Field(**meta)]
         t: Any = Annotated[str, Field(max_length=64, pattern=spec.pattern, **meta)]
         if spec.vocabulary:
             t = Annotated[t, _vocab_check(spec.vocabulary)]
@@ -52,7 +52,7 @@ def _field_type(spec: FieldSpec) -> Any:
     if spec.max_value is not None:
         bounds["le"] = spec.max_value
     base = int if spec.dtype == "int" else float
-    return Annotated[base, Field(allow_inf_nan=False, **bounds, **meta)]  # type: ignore[valid-type]
+    return Annotated[base, Field(allow_inf_nan=False, **bounds, **meta)]
 
 
 @cache
@@ -63,7 +63,7 @@ def record_model(name: str) -> type[BaseModel]:
     for spec in rt.fields:
         t = _field_type(spec)
         fields[spec.name] = (t, ...) if spec.required else (t | None, None)
-    return create_model(  # type: ignore[call-overload, no-any-return]
+    return create_model(
         f"{name.capitalize()}Record",
         __config__=ConfigDict(extra="forbid", str_strip_whitespace=True),
         __doc__=rt.description,
@@ -139,7 +139,7 @@ class ScoreRequest(BaseModel):
             return self
         if self.firm is None:
             raise ValueError("records need the firm they belong to: add 'firm'")
-        fid = self.firm.firm_id  # type: ignore[attr-defined]
+        fid = self.firm.firm_id
         if self.firm_id is not None and self.firm_id != fid:
             raise ValueError(f"firm_id {self.firm_id!r} differs from firm.firm_id {fid!r}")
         for kind in POSTED_TYPES:
@@ -152,7 +152,11 @@ class ScoreRequest(BaseModel):
 
     @property
     def target_firm(self) -> str:
-        return self.firm_id or self.firm.firm_id  # type: ignore[union-attr,return-value]
+        if self.firm_id is not None:
+            return self.firm_id
+        if self.firm is None:  # excluded by the validator
+            raise ValueError("no firm_id")
+        return str(self.firm.firm_id)
 
 
 class Reason(BaseModel):

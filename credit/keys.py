@@ -127,7 +127,7 @@ def create_key(
                 created_at=now,
             )
         )
-    return ApiKey(key_id, tenant, role, now, None, note), plaintext  # type: ignore[arg-type]
+    return ApiKey(key_id, tenant, role, now, None, note), plaintext
 
 
 def list_keys(engine: Engine, tenant: str | None = None) -> list[ApiKey]:

@@ -28,7 +28,7 @@ from credit.scoring import ScoringInputError
 
 router = APIRouter(prefix="/v1", tags=["score"])
 
-_ERR = {
+_ERR: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorOut, "description": "Missing, invalid or revoked API key."},
     403: {"model": ErrorOut, "description": "The key's role may not score (lender or admin)."},
     413: {"model": ErrorOut, "description": "Body too large."},
@@ -289,7 +289,7 @@ def score_batch(
             try:
                 ds = decide(
                     model,
-                    [prepared[k][:3] for k in pos],  # type: ignore[misc]
+                    [prepared[k][:3] for k in pos],
                     explain=[modes[k] for k in pos],
                     source=source,
                 )
@@ -299,7 +299,7 @@ def score_batch(
                 kept = []
                 for k in pos:
                     try:
-                        ds.extend(decide(model, [prepared[k][:3]], [modes[k]], source))  # type: ignore[list-item]
+                        ds.extend(decide(model, [prepared[k][:3]], [modes[k]], source))
                         kept.append(k)
                     except ScoringInputError as exc:
                         results[ok_idx[k]] = _failed(

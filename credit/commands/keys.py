@@ -9,7 +9,7 @@ import typer
 app = typer.Typer(help="API keys of the scoring service (only their hashes are stored).")
 
 
-def _engine():  # type: ignore[no-untyped-def]
+def _engine():
     from credit.db import get_engine, upgrade
 
     engine = get_engine()

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import typer
 
 
-def _load_model():  # type: ignore[no-untyped-def]
+def _load_model():
     from credit.scoring import CHAMPION_URI, ModelUnavailableError, ScoringModel
     from credit.settings import get_settings
 
@@ -19,18 +20,18 @@ def _load_model():  # type: ignore[no-untyped-def]
         raise typer.Exit(1) from exc
 
 
-def _online_store():  # type: ignore[no-untyped-def]
+def _online_store():
     from credit.settings import get_settings
 
     try:
-        from features.online import OnlineStore  # type: ignore[import-not-found,unused-ignore]
+        from features.online import OnlineStore
     except ImportError as exc:
         typer.echo(f"error: the online store is not available ({exc})", err=True)
         raise typer.Exit(1) from exc
     return OnlineStore(get_settings().service_database_url)
 
 
-def _read_table(path: Path):  # type: ignore[no-untyped-def]
+def _read_table(path: Path):
     import pandas as pd
 
     if not path.is_file():
@@ -44,7 +45,7 @@ def _read_table(path: Path):  # type: ignore[no-untyped-def]
     raise typer.Exit(2)
 
 
-def _online_frame():  # type: ignore[no-untyped-def]
+def _online_frame():
     """The latest snapshot of every firm in the online store, as a feature table."""
     import pandas as pd
     import sqlalchemy as sa
@@ -58,7 +59,7 @@ def _online_frame():  # type: ignore[no-untyped-def]
     if not rows:
         typer.echo("error: the online store is empty (run `credit features materialize`)", err=True)
         raise typer.Exit(1)
-    latest: dict[str, tuple] = {}  # type: ignore[type-arg]
+    latest: dict[str, tuple[Any, str]] = {}
     for firm_id, as_of, blob in rows:
         if firm_id not in latest or as_of > latest[firm_id][0]:
             latest[firm_id] = (as_of, blob)
