@@ -462,14 +462,16 @@ def monthly_activity(records: Mapping[str, Any], as_of: Any, months: int = 12) -
 
     Sales are platform settlements and B2B invoices issued; refunds are refunds and
     chargebacks; shipments are the declared value shipped. All in US dollars, under the
-    same point-in-time rule as the offers. The month of ``as_of`` is the last (partial)
-    month. Returns columns ``month`` (first day), ``sales``, ``refunds``, ``shipments``.
+    same point-in-time rule as the offers. The last month is the one holding the moment
+    just before ``as_of`` (so as of 1 July the chart ends with June, not an empty July; as of
+    15 July it ends with the first half of July). Returns columns ``month`` (first day),
+    ``sales``, ``refunds``, ``shipments``.
     """
     if months < 1:
         raise OfferError("months must be at least 1")
     t = pd.Timestamp(_as_datetime(as_of))
     vis = visible_records(records, t)
-    last = t.to_period("M")
+    last = (t - pd.Timedelta(microseconds=1)).to_period("M")
     periods = pd.period_range(end=last, periods=months, freq="M")
     frame = pd.DataFrame(index=periods)
     pay = vis["payments"]

@@ -120,8 +120,10 @@ def activity_chart(activity: pd.DataFrame, currency: str = "USD") -> Markup:
     activity : columns ``month``, ``sales``, ``refunds``, ``shipments`` (one row per month).
     currency : the unit shown on the axis.
     """
-    w, h = 640, 260
-    left, right, top, bottom = 52, 12, 14, 34
+    # A narrow canvas, so that on a phone (about 350 CSS px wide) one unit is about one pixel
+    # and the 12-unit labels stay readable; on a wide screen it simply scales up.
+    w, h = 400, 230
+    left, right, top, bottom = 40, 6, 10, 26
     pw, ph = w - left - right, h - top - bottom
     n = max(len(activity), 1)
     vmax = (
@@ -149,7 +151,7 @@ def activity_chart(activity: pd.DataFrame, currency: str = "USD") -> Markup:
             'stroke="#d0d4da" stroke-width="1"/>'
         )
         parts.append(
-            f'<text x="{left - 6}" y="{yy + 4:.1f}" text-anchor="end" font-size="11" '
+            f'<text x="{left - 5}" y="{yy + 4:.1f}" text-anchor="end" font-size="12" '
             f'fill="#333">{_short_money(k)}</text>'
         )
         k += step
@@ -166,17 +168,18 @@ def activity_chart(activity: pd.DataFrame, currency: str = "USD") -> Markup:
             )
         cx = left + (i + 0.5) * slot
         line_pts.append((cx, y(values["shipments"])))
-        label = month.strftime("%b") + (f" {month:%y}" if month.month == 1 or i == 0 else "")
-        parts.append(
-            f'<text x="{cx:.1f}" y="{h - bottom + 16}" text-anchor="middle" font-size="11" '
-            f'fill="#333">{label}</text>'
-        )
+        if (n - 1 - i) % 2 == 0 or n <= 6:  # every other month, always the latest
+            label = month.strftime("%b") + (f" {month:%y}" if month.month == 1 else "")
+            parts.append(
+                f'<text x="{cx:.1f}" y="{h - bottom + 17}" text-anchor="middle" '
+                f'font-size="12" fill="#333">{label}</text>'
+            )
     if line_pts:
         pts = " ".join(f"{x:.1f},{yy:.1f}" for x, yy in line_pts)
         colour = SERIES[2][2]
-        parts.append(f'<polyline points="{pts}" fill="none" stroke="{colour}" stroke-width="2.5"/>')
+        parts.append(f'<polyline points="{pts}" fill="none" stroke="{colour}" stroke-width="2"/>')
         for x, yy in line_pts:
-            parts.append(f'<circle cx="{x:.1f}" cy="{yy:.1f}" r="3.5" fill="{colour}"/>')
+            parts.append(f'<circle cx="{x:.1f}" cy="{yy:.1f}" r="2.5" fill="{colour}"/>')
     parts.append(
         f'<line x1="{left}" x2="{w - right}" y1="{top + ph}" y2="{top + ph}" '
         'stroke="#333" stroke-width="1"/>'

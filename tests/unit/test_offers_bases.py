@@ -12,7 +12,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from credit.offers import compute_bases, monthly_activity, visible_records
+from credit.offers import OfferError, compute_bases, monthly_activity, visible_records
 
 AS_OF = "2025-06-01"
 
@@ -161,19 +161,20 @@ def test_empty_records() -> None:
 
 
 def test_monthly_activity() -> None:
-    m = monthly_activity(RECORDS, AS_OF, months=3)
-    assert list(m["month"]) == [
-        pd.Timestamp("2025-04-01"),
-        pd.Timestamp("2025-05-01"),
-        pd.Timestamp("2025-06-01"),
-    ]
-    may = m.set_index("month").loc[pd.Timestamp("2025-05-01")]
+    m = monthly_activity(RECORDS, AS_OF, months=3).set_index("month")
+    # As of 1 June 00:00 the last month is May (June has not begun).
+    assert list(m.index) == [pd.Timestamp(f"2025-0{i}-01") for i in (3, 4, 5)]
+    may = m.loc[pd.Timestamp("2025-05-01")]
     # sales in May: settlement 10,000 + invoices issued 6,000 (1 May) + 2,000 (10 May);
     # the settlement of 31 May is not known yet
     assert may["sales"] == 18_000.0
     assert may["refunds"] == 300.0
     # shipped in May: 5,000 + 3,000 + 700 + 250 + 400 (every shipment, whatever became of it)
     assert may["shipments"] == 9_350.0
-    april = m.set_index("month").loc[pd.Timestamp("2025-04-01")]
-    assert april["sales"] == 4_500.0  # invoices of 1 and 2 April
-    assert m.set_index("month").loc[pd.Timestamp("2025-06-01")].sum() == 0.0
+    assert m.loc[pd.Timestamp("2025-04-01"), "sales"] == 4_500.0  # invoices of 1 and 2 April
+    assert m.loc[pd.Timestamp("2025-03-01")].sum() == 5_000.0  # the invoice issued 1 March
+    # Mid-month, the current month is the last (partial) one.
+    mid = monthly_activity(RECORDS, "2025-06-15", months=2)
+    assert list(mid["month"]) == [pd.Timestamp("2025-05-01"), pd.Timestamp("2025-06-01")]
+    with pytest.raises(OfferError, match="at least 1"):
+        monthly_activity(RECORDS, AS_OF, months=0)

@@ -1,0 +1,153 @@
+"""The seller page in a real browser: Debian's Chromium driven by Playwright, JavaScript off.
+
+A real uvicorn server on loopback serves a simulated world (see :mod:`tests.seller_support`);
+a platform key asks for a seller link; the browser opens it at phone size and must show the
+offers and what drives the score. The screenshots land in the test's tmp folder. An expired
+link must show the 403 page.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from api.main import create_app
+from credit.keys import create_key
+from credit.links import link_secret, sign_seller_link
+from tests.seller_support import train_model, world_service
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.slow]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    import uvicorn
+
+    w = world_service(tmp_path_factory.mktemp("browser") / "var")
+    model = train_model()
+    app = create_app(settings=w["settings"], model_loader=lambda s: model, online_store=w["online"])
+    port = _free_port()
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not srv.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.05)
+    key = create_key(app.state.service.engine, "shop", "platform")[1]
+    try:
+        yield {**w, "base": f"http://127.0.0.1:{port}", "key": key}
+    finally:
+        srv.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if not CHROMIUM.exists():
+        pytest.skip(f"Chromium not found at {CHROMIUM}: apt-get install -y chromium")
+    sync_api = pytest.importorskip(
+        "playwright.sync_api", reason="playwright not installed: pip install playwright"
+    )
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=ARGS)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+def _phone(browser: Any) -> Any:
+    return browser.new_context(
+        viewport={"width": 390, "height": 844},
+        device_scale_factor=2,
+        is_mobile=True,
+        java_script_enabled=False,  # the essentials must work without JavaScript
+    )
+
+
+def test_a_seller_sees_offers_and_drivers(
+    server: dict[str, Any], browser: Any, tmp_path: Path
+) -> None:
+    r = httpx.post(
+        f"{server['base']}/v1/firms/{server['good']}/seller-link",
+        headers={"X-API-Key": server["key"]},
+        timeout=30,
+    )
+    assert r.status_code == 201, r.text
+    ctx = _phone(browser)
+    try:
+        page = ctx.new_page()
+        resp = page.goto(r.json()["url"], wait_until="load")
+        assert resp is not None and resp.status == 200
+        assert page.get_by_role("heading", name="Your financing offers").is_visible()
+        assert page.get_by_text("Grade C: Good").is_visible()
+        offers = page.locator("li.card.offer")
+        assert offers.count() == 4
+        for i in range(offers.count()):
+            card = offers.nth(i)
+            assert card.is_visible()
+            assert card.locator(".amount").inner_text().startswith("USD ")
+            assert "What repays it" in card.inner_text()
+        drivers = page.locator("ol.drivers > li")
+        assert page.get_by_role("heading", name="What drives your score").is_visible()
+        assert drivers.count() >= 2
+        assert drivers.first.is_visible()
+        assert "How to improve:" in drivers.first.inner_text()
+        chart = page.get_by_role("img", name="Monthly sales, refunds and shipments")
+        assert chart.is_visible()
+        box = chart.bounding_box()
+        assert box is not None and box["width"] <= 390  # fits the phone's width
+        # Nothing overflows sideways on a phone.
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        shot = tmp_path / "seller_page.png"
+        page.screenshot(path=str(shot), full_page=True)
+        assert shot.stat().st_size > 10_000
+        keep = Path("/tmp/tradecredit-browser")  # a copy for a person to look at
+        keep.mkdir(exist_ok=True)
+        shutil.copy(shot, keep / shot.name)
+    finally:
+        ctx.close()
+
+
+def test_an_expired_link_shows_the_403_page(
+    server: dict[str, Any], browser: Any, tmp_path: Path
+) -> None:
+    secret = link_secret(server["settings"])
+    token = sign_seller_link(server["good"], "shop", secret, ttl_seconds=900, now=time.time() - 901)
+    ctx = _phone(browser)
+    try:
+        page = ctx.new_page()
+        resp = page.goto(f"{server['base']}/sellers/{server['good']}?token={token.token}")
+        assert resp is not None and resp.status == 403
+        assert page.get_by_role("heading", name="This link has expired").is_visible()
+        assert page.locator("li.card.offer").count() == 0
+        page.screenshot(path=str(tmp_path / "expired_link.png"), full_page=True)
+        shutil.copy(tmp_path / "expired_link.png", Path("/tmp/tradecredit-browser"))
+    finally:
+        ctx.close()
