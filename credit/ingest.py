@@ -339,6 +339,8 @@ def _ingest_file(
     except duckdb.Error as exc:
         con.execute("DROP TABLE IF EXISTS _raw")
         raise IngestError(name, _describe_error(src, exc)) from None
+    # From here rows carry their line number, so their order no longer matters.
+    con.execute("SET preserve_insertion_order = false")
     con.execute("BEGIN TRANSACTION")
     try:
         step(1)
@@ -406,10 +408,14 @@ def _ingest_file(
             ],
         )
         con.execute("COMMIT")
+    except duckdb.Error as exc:
+        con.execute("ROLLBACK")
+        raise IngestError(name, f"could not be validated ({safe_error(str(exc))})") from None
     except BaseException:
         con.execute("ROLLBACK")
         raise
     finally:
+        con.execute("RESET preserve_insertion_order")
         for t in ("_raw", "_final"):
             con.execute(f"DROP TABLE IF EXISTS {t}")
     report.status = "ingested"
@@ -475,7 +481,11 @@ def ingest_dir(
             + ")"
         )
         return report
-    con = open_store(store_path)
+    try:
+        con = open_store(store_path)
+    except (duckdb.Error, OSError) as exc:
+        report.errors.append(f"{store_path}: cannot open the record store ({safe_error(str(exc))})")
+        return report
     try:
         if memory_limit:
             con.execute(f"SET memory_limit = {lit(memory_limit)}")
