@@ -231,7 +231,13 @@ def decide(
         grv = np.empty(len(items), dtype=object)
         pdv[need_shap], scv[need_shap], grv[need_shap] = pd_, score_, grade_
         for r, i in enumerate(need_shap):
-            reasons[i] = [{k: _finite(v) for k, v in rs.to_dict().items()} for rs in ex.reasons[r]]
+            reasons[i] = [
+                {
+                    **{k: _finite(v) for k, v in rs.to_dict().items()},
+                    "hint": reason_hint(rs.feature),
+                }
+                for rs in ex.reasons[r]
+            ]
             if modes[i] == "full":
                 explanations[i] = {
                     "base_value": float(ex.base_value[r]),
