@@ -67,6 +67,15 @@ app.add_typer(_features.app, name="features")
 from credit.commands import simulate as _simulate  # noqa: E402
 
 app.command("simulate")(_simulate.simulate)
+from credit.commands import offers as _offers  # noqa: E402
+
+app.command("offers")(_offers.offers)
+
+from credit.commands import train as _train  # noqa: E402
+
+app.command("train")(_train.train)
+app.command("promote")(_train.promote)
+app.command("models")(_train.models_cmd)
 
 
 def main() -> None:  # pragma: no cover - console entry point alias
