@@ -103,7 +103,8 @@ def choose_calibrator(
 
     Returns
     -------
-    calibrator, and the out-of-fold log loss of each candidate (``{"platt": ..., "isotonic": ...}``).
+    calibrator, and the out-of-fold log loss of each candidate
+    (``{"platt": ..., "isotonic": ...}``).
     """
     zz = np.asarray(z, dtype=np.float64)
     yy = np.asarray(y, dtype=np.int64)
