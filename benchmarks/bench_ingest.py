@@ -15,6 +15,7 @@ to that floor is printed.
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import sys
 import tempfile
@@ -68,6 +69,12 @@ def generate(folder: Path, rows: int, fmt: str) -> tuple[Path, int]:
     return out, int(bad)
 
 
+def cpu_seconds() -> float:
+    """CPU time of this process (all DuckDB threads included), user + system."""
+    u = resource.getrusage(resource.RUSAGE_SELF)
+    return u.ru_utime + u.ru_stime
+
+
 def peak_rss_mb() -> float:
     """Peak resident memory of this process (Python and DuckDB together), in MiB."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -99,11 +106,14 @@ def main(argv: list[str] | None = None) -> int:
         first = ingest_dir(root / "firms", store, ingestion_date=today)
         first.raise_for_errors()
         rss_before = peak_rss_mb()
+        cpu = cpu_seconds()
+        load = os.getloadavg()[0]
         t = time.perf_counter()
         report = ingest_dir(
             root / "payments", store, ingestion_date=today, memory_limit=args.memory_limit
         )
         seconds = time.perf_counter() - t
+        cpu = cpu_seconds() - cpu
         report.raise_for_errors()
         f = report.files[0]
         rate = f.read / seconds
@@ -114,6 +124,10 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"throughput: {rate:,.0f} rows/s  (floor {FLOOR_ROWS_PER_S:,} rows/s, "
             f"ratio {rate / FLOOR_ROWS_PER_S:.2f}x)"
+        )
+        print(
+            f"CPU time: {cpu:.2f} s ({cpu / f.read * 1e6:.2f} CPU-s per million rows); "
+            f"load average at start {load:.1f} on {os.cpu_count()} cores"
         )
         print(
             f"peak RSS: {peak_rss_mb():,.0f} MiB (before payments: {rss_before:,.0f} MiB; "

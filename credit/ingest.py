@@ -330,66 +330,47 @@ def _ingest_file(
             progress(name, _STAGES[i], i, len(_STAGES) - 1)
 
     plan = CheckPlan()
-    line_offset = 2 if src.fmt == "csv" else 1
+    off = 2 if src.fmt == "csv" else 1  # line of the first data row
     step(0)
-    # The raw rows go to a temporary table before the transaction: committed rowids
-    # follow the file order from 0 (inside a transaction they would not start at 0).
+    # One pass over the file: parse, type and check every field into a temporary table.
+    # It is built before the transaction and in file order, so its rowids count the rows
+    # from 0 (inside a transaction they would not).
     try:
-        con.execute(f"CREATE OR REPLACE TEMP TABLE _raw AS SELECT * FROM {_reader(src)}")
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE _stage AS "
+            + validation_select(rt, src.columns, _reader(src), ingestion_date, plan)
+        )
     except duckdb.Error as exc:
-        con.execute("DROP TABLE IF EXISTS _raw")
+        con.execute("DROP TABLE IF EXISTS _stage")
         raise IngestError(name, _describe_error(src, exc)) from None
-    # From here rows carry their line number, so their order no longer matters.
+    # From here rows carry their position, so their order no longer matters.
     con.execute("SET preserve_insertion_order = false")
     con.execute("BEGIN TRANSACTION")
     try:
         step(1)
-        stage = validation_select(rt, src.columns, "_raw", line_offset, ingestion_date, plan)
         con.execute(
-            "CREATE OR REPLACE TEMP TABLE _final AS " + verdict_select(rt, f"({stage})", plan)
+            "CREATE OR REPLACE TEMP TABLE _late AS " + verdict_select(rt, "_stage", off, plan)
         )
+        read, rejected, present = con.execute(
+            "SELECT (SELECT count(*) FROM _stage), "
+            "(SELECT count(*) FROM _late WHERE _code IS NOT NULL), "
+            "(SELECT count(*) FROM _late WHERE _present)"
+        ).fetchall()[0]
+        accepted = read - rejected
         step(2)
         cols = ", ".join(q(c) for c in rt.columns)
+        s_cols = ", ".join(f"s.{q(c)}" for c in rt.columns)
         con.execute(
-            f"INSERT INTO {q(rt.name)} ({cols}) SELECT {cols} FROM _final "
-            "WHERE _code IS NULL AND NOT _present"
+            f"INSERT INTO {q(rt.name)} ({cols}) SELECT {s_cols} FROM _stage s "
+            f"ANTI JOIN _late l ON l._line = s.rowid + {off} WHERE s._code IS NULL"
         )
-        value_case = " ".join(
-            f"WHEN {lit(c)} THEN CAST(r.{q(c)} AS VARCHAR)" for c in rt.columns if c in src.columns
-        )
-        value_expr = f"CASE c.field {value_case} END" if value_case else "NULL"
-        id_expr = (
-            f"left(CAST(r.{q(rt.id_field)} AS VARCHAR), 64)"
-            if rt.id_field in src.columns
-            else "NULL"
-        )
-        con.execute(
-            f"""
-            INSERT INTO rejected
-            SELECT {ingestion_id}, {lit(name)}, f._line, {lit(rt.name)}, {id_expr}, c.field,
-              CASE WHEN length(v.value) > {MAX_VALUE_CHARS}
-                THEN left(v.value, {MAX_VALUE_CHARS - 3}) || '...' ELSE v.value END,
-              c.reason, {lit(started.isoformat(sep=" "))}::TIMESTAMP
-            FROM (SELECT _line, _code FROM _final WHERE _code IS NOT NULL) f
-            JOIN ({codes_values(plan)}) c(code, field, reason) ON f._code = c.code
-            JOIN _raw r ON r.rowid = f._line - {line_offset}
-            CROSS JOIN LATERAL (SELECT {value_expr} AS value) v
-            """
-        )
-        counts = con.execute(
-            "SELECT count(*), count(*) FILTER (WHERE _code IS NULL), "
-            "count(*) FILTER (WHERE _present), count(*) FILTER (WHERE _code IS NOT NULL) "
-            "FROM _final"
-        ).fetchall()[0]
-        read, accepted, present, rejected = (int(x) for x in counts)
-        if read != accepted + rejected:  # pragma: no cover - guarded by the SQL above
-            raise RuntimeError(
-                f"{name}: counts do not reconcile ({read} != {accepted} + {rejected})"
-            )
-        top = con.execute(
-            f"SELECT _code, count(*) AS n FROM _final WHERE _code IS NOT NULL "
-            f"GROUP BY _code ORDER BY n DESC, _code LIMIT {TOP_REASONS}"
-        ).fetchall()
+        top: list[tuple[int, int]] = []
+        if rejected:
+            _store_rejected(con, src, plan, ingestion_id, off, started)
+            top = con.execute(
+                f"SELECT _code, count(*) AS n FROM _late WHERE _code IS NOT NULL "
+                f"GROUP BY _code ORDER BY n DESC, _code LIMIT {TOP_REASONS}"
+            ).fetchall()
         hasher.join()
         finished = datetime.now(UTC).replace(tzinfo=None)
         con.execute(
@@ -416,14 +397,14 @@ def _ingest_file(
         raise
     finally:
         con.execute("RESET preserve_insertion_order")
-        for t in ("_raw", "_final"):
+        for t in ("_stage", "_late"):
             con.execute(f"DROP TABLE IF EXISTS {t}")
     report.status = "ingested"
     report.read, report.accepted, report.already_present, report.rejected = (
-        read,
-        accepted,
-        present,
-        rejected,
+        int(read),
+        int(accepted),
+        int(present),
+        int(rejected),
     )
     report.top_reasons = [
         ReasonCount(plan.checks[c].field, plan.checks[c].reason, int(n)) for c, n in top
@@ -431,6 +412,40 @@ def _ingest_file(
     report.sha256 = digest[0] if digest else None
     report.seconds = round(time.perf_counter() - t0, 3)
     step(3)
+
+
+def _store_rejected(
+    con: duckdb.DuckDBPyConnection,
+    src: _Source,
+    plan: CheckPlan,
+    ingestion_id: int,
+    off: int,
+    started: datetime,
+) -> None:
+    """Copy the rejected rows of ``_late`` to ``rejected`` with field, value and reason."""
+    rt = src.rt
+
+    def shown(c: str) -> str:
+        # The raw text where the file has the column (kept for rows failing a field
+        # check), else the typed value (later checks concern IDs, whose text is the same).
+        typed = f"CAST(s.{q(c)} AS VARCHAR)"
+        return f"coalesce(s.{q('_raw_' + c)}, {typed})" if c in src.columns else typed
+
+    value_case = " ".join(f"WHEN {lit(c)} THEN {shown(c)}" for c in rt.columns)
+    value = f"CASE c.field {value_case} END"
+    con.execute(
+        f"""
+        INSERT INTO rejected
+        SELECT {ingestion_id}, {lit(src.path.name)}, l._line, {lit(rt.name)},
+          left({shown(rt.id_field)}, 64), c.field,
+          CASE WHEN length({value}) > {MAX_VALUE_CHARS}
+            THEN left({value}, {MAX_VALUE_CHARS - 3}) || '...' ELSE {value} END,
+          c.reason, {lit(started.isoformat(sep=" "))}::TIMESTAMP
+        FROM (SELECT _line, _code FROM _late WHERE _code IS NOT NULL) l
+        JOIN ({codes_values(plan)}) c(code, field, reason) ON l._code = c.code
+        JOIN _stage s ON s.rowid = l._line - {off}
+        """
+    )
 
 
 def ingest_dir(

@@ -30,6 +30,9 @@ _DATE_TIME = r"[0-9]{4}-[0-9]{2}-[0-9]{2}([T ][0-9]{2}:[0-9]{2}(:[0-9]{2}([.][0-
 ISO_DATE_RE = "^" + _DATE_TIME + r"(Z|[+-][0-9]{2}(:?[0-9]{2})?)?$"
 #: The common case without an offset parses several times faster as a plain TIMESTAMP.
 _NAIVE_RE = "^" + _DATE_TIME + "$"
+_COMMON_SHAPES = ("____-__-__", "____-__-__T__:__:__", "____-__-__ __:__:__")
+#: Earlier dates are taken for typing errors (a year 0023 or 1023).
+MIN_DATE = "1900-01-01"
 _INT_RE = r"^[+-]?[0-9]{1,18}(\.0*)?$"
 _TRUE = ("true", "t", "1", "yes", "y")
 _FALSE = ("false", "f", "0", "no", "n")
@@ -121,10 +124,14 @@ def typed_expr(f: FieldSpec, src: str, src_type: str | None) -> str:
         return f"TRY_CAST({src} AS BOOLEAN)"
     if f.dtype == "timestamp":
         if is_text:
+            # The common shapes are recognised with LIKE, several times cheaper than a
+            # regular expression; the cast then rejects non-digits and impossible dates.
             # A bare TIMESTAMP cast would drop an offset, so values carrying one go
             # through TIMESTAMPTZ and are converted to UTC.
+            common = " OR ".join(f"{src} LIKE '{shape}'" for shape in _COMMON_SHAPES)
             return (
-                f"(CASE WHEN regexp_full_match({src}, '{_NAIVE_RE}') "
+                f"(CASE WHEN {common} THEN TRY_CAST({src} AS TIMESTAMP) "
+                f"WHEN regexp_full_match({src}, '{_NAIVE_RE}') "
                 f"THEN TRY_CAST({src} AS TIMESTAMP) "
                 f"WHEN regexp_full_match({src}, '{ISO_DATE_RE}') "
                 f"THEN timezone('UTC', TRY_CAST({src} AS TIMESTAMPTZ)) END)"
@@ -198,6 +205,11 @@ def field_branches(
             f"{present} AND {typed} > {_num(f.max_value)}",
             f"{f.name} must be <= {_fmt(f.max_value)} (check the unit)",
         )
+    if f.dtype == "timestamp":
+        when(
+            f"{present} AND {typed} < TIMESTAMP '{MIN_DATE}'",
+            f"{f.name} is before {MIN_DATE} (check the year)",
+        )
     if f.dtype == "timestamp" and not f.future_ok:
         limit = (ingestion_date + timedelta(days=1)).isoformat()
         when(
@@ -211,23 +223,25 @@ def validation_select(
     rt: RecordType,
     columns: dict[str, str],
     source: str,
-    line_offset: int,
     ingestion_date: date,
     plan: CheckPlan,
 ) -> str:
-    """SELECT giving ``_line``, the typed contract columns and ``_code`` for each source row.
+    """SELECT giving the typed contract columns and ``_code`` for each row of ``source``.
+
+    The raw value of each field is kept as ``_raw_<field>`` only on rows that fail a check
+    (``NULL`` elsewhere, which costs nothing to store), to be shown in ``rejected``.
 
     Parameters
     ----------
     rt : the record type.
     columns : the file's columns and their DuckDB types.
-    source : the table holding the raw rows (its ``rowid`` is the row order).
-    line_offset : added to ``rowid`` to give the line number reported.
+    source : a table expression yielding the raw rows, in file order.
     ingestion_date : timestamps on a later day are rejected (unless ``future_ok``).
     plan : receives the numbered checks.
     """
-    inner_cols = [f"rowid + {line_offset} AS _line"]
+    inner_cols: list[str] = []
     branches: list[str] = []
+    kept: list[str] = []
     for f in rt.fields:
         src_type = columns.get(f.name)
         raw = q(f.name) if src_type is not None else "NULL"
@@ -235,6 +249,10 @@ def validation_select(
         inner_cols.append(f"{typed_expr(f, raw, src_type)} AS {typed}")
         if src_type is not None:
             inner_cols.append(f"{raw} AS {q('_raw_' + f.name)}")
+            kept.append(
+                f"CASE WHEN _code IS NOT NULL THEN CAST({q('_raw_' + f.name)} AS VARCHAR) END "
+                f"AS {q('_raw_' + f.name)}"
+            )
         branches += field_branches(
             f,
             q("_raw_" + f.name) if src_type is not None else "NULL",
@@ -247,17 +265,22 @@ def validation_select(
         branches.append(f"WHEN ({rule.sql}) THEN {plan.add(rule.field, rule.reason)}")
     case = "CASE " + "\n    ".join(branches) + " END"
     typed_cols = ", ".join(q(c) for c in rt.columns)
+    raw_cols = ", ".join(q("_raw_" + f.name) for f in rt.fields if f.name in columns)
     return (
-        f"SELECT _line, {typed_cols},\n    {case} AS _code\n"
-        f"FROM (SELECT {', '.join(inner_cols)} FROM {source})"
+        f"SELECT {typed_cols}, _code{', ' if kept else ''}{', '.join(kept)}\n"
+        f"FROM (SELECT {typed_cols}, {raw_cols}, {case} AS _code\n"
+        f"  FROM (SELECT {', '.join(inner_cols)} FROM {source}))"
     )
 
 
-def verdict_select(rt: RecordType, stage: str, plan: CheckPlan) -> str:
-    """SELECT adding references, in-file duplicates and the store comparison to ``_code``.
+def verdict_select(rt: RecordType, stage: str, line_offset: int, plan: CheckPlan) -> str:
+    """SELECT of the rows of ``stage`` that are rejected or already stored.
 
-    The result has ``_line``, the contract columns, ``_code`` (``NULL`` = valid) and
-    ``_present`` (valid and already stored with identical content).
+    ``stage`` holds the output of :func:`validation_select` in file order (its ``rowid``
+    plus ``line_offset`` is the line number). To the field checks this adds references,
+    duplicates within the file and the comparison with the store. The result has
+    ``_line``, ``_code`` (``NULL`` = valid) and ``_present`` (valid and already stored
+    with identical content); valid new rows are absent from it, so it stays small.
     """
     idf = q(rt.id_field)
     joins: list[str] = []
@@ -268,7 +291,7 @@ def verdict_select(rt: RecordType, stage: str, plan: CheckPlan) -> str:
         ref_table, ref_col = f.references
         alias = f"_ref{i}"
         joins.append(
-            f"LEFT JOIN (SELECT {q(ref_col)} AS k FROM {q(ref_table)}) {alias} "
+            f"LEFT JOIN (SELECT DISTINCT {q(ref_col)} AS k FROM {q(ref_table)}) {alias} "
             f"ON s.{q(f.name)} = {alias}.k"
         )
         what = "known firm" if ref_table == "firms" else f"stored {ref_table} record"
@@ -286,29 +309,27 @@ def verdict_select(rt: RecordType, stage: str, plan: CheckPlan) -> str:
         f"{rt.id_field} is already stored with different content "
         "(records are never overwritten; correct the file or use a new ID)",
     )
-    ref_case = f"CASE {' '.join(ref_branches)} END" if ref_branches else "NULL"
-    same = " AND ".join(f"v.{q(c)} IS NOT DISTINCT FROM t.{q(c)}" for c in rt.columns)
-    cols = ", ".join(f"v.{q(c)}" for c in rt.columns)
-    s_cols = ", ".join(f"s.{q(c)}" for c in rt.columns)
+    ref_code = f"CASE {' '.join(ref_branches)} END" if ref_branches else "CAST(NULL AS INTEGER)"
+    same = " AND ".join(f"s.{q(c)} IS NOT DISTINCT FROM t.{q(c)}" for c in rt.columns)
+    joined = f"{stage} s {' '.join(joins)}"
     return f"""
-WITH v AS (
-  SELECT s._line, {s_cols}, coalesce(s._code, {ref_case}) AS _code
-  FROM {stage} s {" ".join(joins)}
-),
-d AS (
-  SELECT {idf} AS k, min(_line) AS first_line FROM v WHERE _code IS NULL
-  GROUP BY {idf} HAVING count(*) > 1
+WITH d AS (
+  SELECT s.{idf} AS k, min(s.rowid) AS first_row FROM {joined}
+  WHERE s._code IS NULL AND {ref_code} IS NULL
+  GROUP BY s.{idf} HAVING count(*) > 1
 ),
 w AS (
-  SELECT v._line, {cols},
-    coalesce(v._code, CASE
-      WHEN d.k IS NOT NULL AND v._line <> d.first_line THEN {dup}
+  SELECT s.rowid + {line_offset} AS _line,
+    coalesce(s._code, {ref_code}, CASE
+      WHEN d.k IS NOT NULL AND s.rowid <> d.first_row THEN {dup}
       WHEN t.{idf} IS NOT NULL AND NOT ({same}) THEN {conflict}
     END) AS _code,
     t.{idf} IS NOT NULL AS _stored
-  FROM v LEFT JOIN d ON v.{idf} = d.k LEFT JOIN {q(rt.name)} t ON v.{idf} = t.{idf}
+  FROM {joined} LEFT JOIN d ON s.{idf} = d.k
+  LEFT JOIN {q(rt.name)} t ON s.{idf} = t.{idf}
 )
-SELECT * EXCLUDE (_stored), _code IS NULL AND _stored AS _present FROM w
+SELECT _line, _code, _code IS NULL AND _stored AS _present FROM w
+WHERE _code IS NOT NULL OR _stored
 """
 
 

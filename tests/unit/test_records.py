@@ -38,6 +38,8 @@ BASE = {
 BAD = [
     ("firms", {"registered_at": "2023-02-30"}, "registered_at", "not a valid date"),
     ("firms", {"registered_at": "2025-02-01"}, "registered_at", "after the ingestion date"),
+    ("firms", {"registered_at": "0023-05-01"}, "registered_at", "before 1900-01-01"),
+    ("firms", {"registered_at": "2020-5-1"}, "registered_at", "not a valid date"),
     ("firms", {"business_model": "wholesale"}, "business_model", "must be one of: b2b"),
     ("firms", {"firm_id": "bad id!"}, "firm_id", "not a valid identifier"),
     ("firms", {"main_category": ""}, "main_category", "is required"),
@@ -149,7 +151,13 @@ def test_timestamps_are_stored_in_utc_and_booleans_parsed(tmp_path: Path) -> Non
     _seed(tmp_path, store)
     loans = [
         {**LOAN, "loan_id": "L1", "defaulted": "TRUE", "applied_at": "2024-05-01T23:30:00-02:00"},
-        {**LOAN, "loan_id": "L2", "defaulted": "0", "default_at": ""},
+        {
+            **LOAN,
+            "loan_id": "L2",
+            "defaulted": "0",
+            "default_at": "",
+            "applied_at": "2024-05-01T12:00:00.250+05:30",
+        },
         {**LOAN, "loan_id": "L3", "defaulted": "", "default_at": ""},  # outcome unknown
         {
             **LOAN,
@@ -168,6 +176,7 @@ def test_timestamps_are_stored_in_utc_and_booleans_parsed(tmp_path: Path) -> Non
     assert got["L1"] == (datetime(2024, 5, 2, 1, 30), True)  # 23:30 at -02:00 = 01:30 UTC
     assert got["L2"][1] is False and got["L3"][1] is None and got["L4"][1] is False
     assert got["L4"][0] == datetime(2024, 5, 1, 8, 0)
+    assert got["L2"][0] == datetime(2024, 5, 1, 6, 30, 0, 250000)
 
 
 def test_due_date_may_lie_after_the_ingestion_date(tmp_path: Path) -> None:
