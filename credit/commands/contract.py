@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 
+from credit.ingest_sql import MIN_DATE
 from credit.records import ID_HELP, ID_PATTERN, RECORD_TYPES, SQL_TYPES, FieldSpec, RecordType
 
 app = typer.Typer(help="The trade-record data contract.", no_args_is_help=True)
@@ -33,8 +34,9 @@ table per record type with exactly these columns). A small complete example live
 - **Dates** are calendar dates (`2025-03-01`) or ISO 8601 timestamps (`2025-03-01T14:05:00`,
   `2025-03-01 14:05:00.250`, `2025-03-01T14:05:00+08:00`, `...Z`). Both are stored as UTC
   timestamps; an offset is converted to UTC, a value without one is taken as UTC, and a bare
-  date means midnight at the start of that day. Impossible dates (`2023-02-30`) and other
-  spellings (`01/03/2025`, `2025-3-1`) are rejected.
+  date means midnight at the start of that day. Impossible dates (`2023-02-30`), other
+  spellings (`01/03/2025`, `2025-3-1`) and dates before {min_date} (a mistyped year) are
+  rejected.
 - **No date lies after the ingestion date** (the day `credit ingest` runs, UTC), except
   fields marked *may be in the future* (a due date).
 - **Amounts** are in US dollars; a payment keeps its original currency in `currency`.
@@ -68,7 +70,7 @@ whatever the order of the files, so a file may reference firms of the same direc
 row is checked in this order and the first failure is reported:
 
 1. each field, in the order of the tables below: required, type, allowed values, pattern,
-   code list, range, not after the ingestion date;
+   code list, range, not before {min_date}, not after the ingestion date;
 2. the record type's rules across fields (listed under each table);
 3. references: `firm_id` must be a stored firm (from this or an earlier ingestion), a
    shipment's `declaration_id` a stored customs declaration;
@@ -121,7 +123,7 @@ def _constraints(rt: RecordType, f: FieldSpec) -> str:
 
 def render_markdown() -> str:
     """The data contract as Markdown (the content of ``docs/data-contract.md``)."""
-    out = [_HEADER.replace("{id_help}", ID_HELP)]
+    out = [_HEADER.replace("{id_help}", ID_HELP).replace("{min_date}", MIN_DATE)]
     out.append("## Record types\n")
     out.append("| record type | one row per | key | event time |\n|---|---|---|---|")
     for rt in RECORD_TYPES.values():
