@@ -26,6 +26,15 @@ def _policy(policy: Path | None, tenant: str | None) -> Any:
         raise _fail(str(exc), 2) from exc
 
 
+_SHORT = {
+    "working_capital_advance": "working capital",
+    "receivables_financing": "receivables",
+    "tax_refund_advance": "tax refund",
+    "warehouse_inventory_financing": "warehouse stock",
+}
+_CAP = {"advance_rate": "rate", "holdback": "holdback", "max_amount": "max"}
+
+
 def _print(result: Any) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -38,19 +47,19 @@ def _print(result: Any) -> None:
         f"v{result.policy['version']}"
     )
     if result.offers:
-        table = Table(title="Offers", show_lines=False)
-        for col in ("product", "amount", "term", "APR", "total cost", "repay", "exp. loss", "cap"):
+        table = Table(title=f"Offers ({ccy})", show_lines=False)
+        for col in ("product", "amount", "term", "APR", "cost", "repay", "exp. loss", "cap"):
             table.add_column(col, justify="left" if col == "product" else "right")
         for o in result.offers:
             table.add_row(
-                o.product,
-                f"{ccy} {o.amount:,.0f}",
+                _SHORT.get(o.product, o.product),
+                f"{o.amount:,.0f}",
                 f"{o.term_days} d",
                 f"{o.apr:.2%}",
                 f"{o.total_cost:,.0f}",
                 f"{o.total_repayable:,.0f}",
                 f"{o.expected_loss:,.0f}",
-                o.limited_by,
+                _CAP[o.limited_by],
             )
         console.print(table)
         for o in result.offers:
