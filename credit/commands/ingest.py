@@ -42,8 +42,10 @@ def ingest(
     """Validate every row against the data contract and store the valid ones.
 
     Invalid rows go to the store's `rejected` table with file, line, field and reason.
-    Re-ingesting a file adds nothing. Exit status: 0 when every file was read (rows may
-    still be rejected), 1 when a file could not be ingested (nothing of it is written).
+
+    Re-ingesting a file adds nothing; an ID stored with different content is rejected.
+
+    Exit 0: every file was read (some rows may be rejected). Exit 1: a file failed whole.
     """
     from credit.ingest import ingest_dir
 
