@@ -18,7 +18,7 @@ from typing import Annotated, Any
 import pandas as pd
 from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from api.audit import AuditUnavailableError
 from api.deps import AnyRole, ModelDep, ServiceState, StateDep
@@ -247,7 +247,11 @@ def get_offers(
 
 
 class SellerLinkIn(BaseModel):
-    """Options of a seller link."""
+    """Options of a seller link (the body is optional)."""
+
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"ttl_seconds": 900}]}
+    )
 
     ttl_seconds: int | None = Field(
         None,

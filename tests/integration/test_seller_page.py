@@ -38,6 +38,8 @@ def svc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     for name in ("receivables_financing", "tax_refund_advance", "warehouse_inventory_financing"):
         narrow["products"][name]["enabled"] = False
     (policy_dir / "narrow.yaml").write_text(yaml.safe_dump(narrow), encoding="utf-8")
+    narrow["cost_of_funds"] = "cheap"
+    (policy_dir / "broken.yaml").write_text(yaml.safe_dump(narrow), encoding="utf-8")
     w = world_service(root / "var", policy_dir=policy_dir)
     model = train_model()
     app = create_app(settings=w["settings"], model_loader=lambda s: model, online_store=w["online"])
@@ -50,6 +52,7 @@ def svc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
                 ("lender", "bank", "lender"),
                 ("admin", "ops", "admin"),
                 ("narrow", "narrow", "platform"),
+                ("broken", "broken", "platform"),
             ]
         }
         yield {**w, "client": client, "app": app, "keys": keys, "engine": engine, "model": model}
@@ -130,6 +133,28 @@ def test_each_tenant_gets_its_own_policy(svc: dict[str, Any]) -> None:
     assert body["policy"]["name"] == "narrow-shop"
     assert [o["product"] for o in body["offers"]] == ["working_capital_advance"]
     assert body["declines"] == []
+
+
+def test_an_invalid_tenant_policy_is_a_503_naming_the_field(svc: dict[str, Any]) -> None:
+    before = len(audit_rows(svc["engine"]))
+    r = svc["client"].get(f"/v1/firms/{svc['good']}/offers", headers=h(svc["keys"]["broken"]))
+    assert r.status_code == 503
+    assert "lending policy of broken is invalid" in r.json()["detail"]
+    assert "cost_of_funds: Input should be a valid number" in r.json()["detail"]
+    assert len(audit_rows(svc["engine"])) == before
+
+
+def test_openapi_documents_the_offer_endpoints(svc: dict[str, Any]) -> None:
+    spec = svc["client"].get("/openapi.json").json()
+    offers = spec["paths"]["/v1/firms/{firm_id}/offers"]["get"]
+    assert "example" in offers["responses"]["200"]["content"]["application/json"]
+    link = spec["paths"]["/v1/firms/{firm_id}/seller-link"]["post"]
+    assert "example" in link["responses"]["201"]["content"]["application/json"]
+    assert spec["components"]["schemas"]["SellerLinkIn"]["examples"] == [{"ttl_seconds": 900}]
+    page = spec["paths"]["/sellers/{firm_id}"]["get"]
+    assert "text/html" in page["responses"]["200"]["content"]
+    for op in (offers, link, page):
+        assert op["description"]
 
 
 @pytest.mark.parametrize(
