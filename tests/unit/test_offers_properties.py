@@ -45,9 +45,7 @@ def test_offers_respect_their_caps_and_add_up(
 ) -> None:
     res = make_offers(_decision(pd, grade), _bases(s, r, days, t, w, months), POLICY)
     products = POLICY.enabled_products()
-    assert sorted(o.product for o in res.offers) + sorted(d.product for d in res.declines) == (
-        sorted(o.product for o in res.offers) + sorted(d.product for d in res.declines)
-    )
+    # one entry per enabled product, offered or declined
     assert {o.product for o in res.offers} | {d.product for d in res.declines} == set(products)
     assert all(d.reasons for d in res.declines)
     for o in res.offers:
@@ -56,10 +54,7 @@ def test_offers_respect_their_caps_and_add_up(
         assert o.amount <= o.base_amount * p.advance_rate * p.grade_factors[grade] + 1e-6
         assert o.amount % POLICY.round_to == 0
         assert pd < p.pd_cutoff
-        assert (
-            o.total_repayable == round(o.amount + o.total_cost, 2)
-            or abs(o.total_repayable - o.amount - o.total_cost) <= 0.011
-        )
+        assert abs(o.total_repayable - o.amount - o.total_cost) <= 0.011  # cents rounding
         assert o.expected_loss <= o.amount * p.lgd + 0.01
         assert o.apr >= POLICY.cost_of_funds + p.operating_cost + p.margin
         if o.repayment.holdback_rate is not None:
