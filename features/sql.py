@@ -102,7 +102,7 @@ class _Builder:
         self.post: dict[str, list[str]] = {}  # scan -> expressions over the aggregates
         self.groups: list[str] = []  # extra CTEs (per-key groupings)
         self.group_joins: list[str] = []
-        self.months: dict[tuple[str, str | None, str], str] = {}
+        self.months: dict[tuple[str, str | None, str], str] = {}  # -> CTE name
         self.final: dict[str, str] = {}
         self._n = 0
         self._seen: dict[tuple[str, str], str] = {}
@@ -117,26 +117,39 @@ class _Builder:
             self.aggs.setdefault(scan, []).append(f"{expr} AS {self._seen[key]}")
         return self._seen[key]
 
-    def monthly(self, f: Feature) -> tuple[list[str], str, str]:
-        """Twelve 30-day buckets (b0 = most recent) of ``value`` under ``filter``."""
+    def monthly(self, f: Feature) -> str:
+        """Statistics of twelve 30-day periods (b0 = most recent) of ``value``.
+
+        Periods with no record count as 0. Returns the name of a CTE with one row per spine
+        row and columns ``active``, ``cv``, ``peak``, ``last_vs_mean`` and ``max_drop``.
+        """
         key = (f.source, f.filter, f.value)
         if key not in self.months:
-            prefix = f"m{len(self.months)}"
-            cols = []
-            for k in range(N_MONTHS):
-                cond = _and(f.filter, _win(k * MONTH_DAYS, MONTH_DAYS))
-                name = f"{prefix}_b{k}"
-                self.aggs.setdefault(f.source, []).append(
-                    f"COALESCE({_agg('SUM', f.value, cond)}, 0) AS {name}"
-                )
-                cols.append(name)
-            total = " + ".join(cols)
-            self.post.setdefault(f.source, []).extend(
-                [f"({total}) AS {prefix}_sum", f"({total}) / {float(N_MONTHS)} AS {prefix}_mean"]
-            )
-            self.months[key] = prefix
-        prefix = self.months[key]
-        return [f"{prefix}_b{k}" for k in range(N_MONTHS)], f"{prefix}_sum", f"{prefix}_mean"
+            m = f"m{len(self.months)}"
+            n = float(N_MONTHS)
+            cond = _and(f.filter, _win(0, N_MONTHS * MONTH_DAYS))
+            self.groups += [
+                f"{m} AS (SELECT row_id, CAST(ceil(age / {MONTH_DAYS}) AS INTEGER) - 1 AS b, "
+                f"SUM({f.value}) AS v FROM scan_{f.source} WHERE {cond} GROUP BY row_id, "
+                f"CAST(ceil(age / {MONTH_DAYS}) AS INTEGER) - 1)",
+                # the mean over all 12 periods, and the next more recent period (pb = b - 1)
+                f"{m}w AS (SELECT row_id, b, v, SUM(v) OVER (PARTITION BY row_id) / {n} AS mean,"
+                f" LAG(b) OVER (PARTITION BY row_id ORDER BY b) AS pb, "
+                f"LAG(v) OVER (PARTITION BY row_id ORDER BY b) AS pv FROM {m})",
+                f"{m}s AS (SELECT row_id, "
+                "COUNT(CASE WHEN v > 0 THEN 1 END) AS active, "
+                # empty periods deviate from the mean by the mean itself
+                f"sqrt((SUM((v - mean) * (v - mean)) + ({n} - COUNT(*)) * MAX(mean) * MAX(mean))"
+                f" / {n}) / NULLIF(MAX(mean), 0) AS cv, "
+                "MAX(v) / NULLIF(SUM(v), 0) AS peak, "
+                "SUM(CASE WHEN b = 0 THEN v ELSE 0 END) / NULLIF(MAX(mean), 0) AS last_vs_mean, "
+                "MAX(CASE WHEN b >= 1 AND v > 0 THEN "
+                "(v - CASE WHEN pb = b - 1 THEN pv ELSE 0 END) / v END) AS max_drop "
+                f"FROM {m}w GROUP BY row_id)",
+            ]
+            self.group_joins.append(f"LEFT JOIN {m}s ON {m}s.row_id = sp.row_id")
+            self.months[key] = f"{m}s"
+        return self.months[key]
 
     def grouping(self, source: str, key: str, cond: str | None, value: str | None) -> str:
         """A per-(row, key) grouping CTE of ``scan_<source>`` under ``cond``.
@@ -216,25 +229,18 @@ def _compile(b: _Builder, f: Feature) -> str:
     if a == "hhi":
         return f"{b.grouping(f.source, f.key or '', cond, f.value)}s.hhi"
     if a.startswith("monthly_"):
-        bk, total, mean = b.monthly(f)
-        # no record at all -> the scan's aggregate row is missing: 0 buckets
-        bk = [f"COALESCE({c}, 0)" for c in bk]
-        total, mean = f"COALESCE({total}, 0)", f"COALESCE({mean}, 0)"
+        m = b.monthly(f)
         if a == "monthly_active":
-            return " + ".join(f"CASE WHEN {c} > 0 THEN 1 ELSE 0 END" for c in bk)
+            return f"COALESCE({m}.active, 0)"
         if a == "monthly_cv":
-            var = " + ".join(f"({c} - {mean}) * ({c} - {mean})" for c in bk)
-            return f"sqrt(({var}) / {float(N_MONTHS)}) / NULLIF({mean}, 0)"
+            return f"{m}.cv"
         if a == "monthly_peak_share":
-            return f"greatest({', '.join(bk)}) / NULLIF({total}, 0)"
+            return f"{m}.peak"
         if a == "monthly_last_vs_mean":
-            return f"{bk[0]} / NULLIF({mean}, 0)"
+            return f"{m}.last_vs_mean"
         if a == "monthly_max_drop":
-            drops = ", ".join(
-                f"CASE WHEN {bk[k + 1]} > 0 THEN ({bk[k + 1]} - {bk[k]}) / {bk[k + 1]} END"
-                for k in range(N_MONTHS - 1)
-            )
-            return f"CASE WHEN greatest({drops}) IS NULL THEN NULL ELSE greatest(0, {drops}) END"
+            # a period-to-period rise is no drop: clip at 0
+            return f"CASE WHEN {m}.max_drop IS NULL THEN NULL ELSE greatest({m}.max_drop, 0) END"
     raise ValueError(f"feature {f.name}: aggregation {a!r} is not supported on {f.source}")
 
 
@@ -360,7 +366,7 @@ def _duckdb_sql(lags: Lags) -> str:
 
     def qualify(expr: str) -> str:
         return re.sub(
-            r"\b(a\d+|m\d+_(?:b\d+|sum|mean))\b", lambda m: qualified.get(m[1], m[1]), expr
+            r"\b(a\d+)\b", lambda m: qualified.get(m[1], m[1]), expr
         )
 
     base_cols = ", ".join(
