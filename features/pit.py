@@ -114,7 +114,8 @@ def is_known(ts: object, as_of: object, lag_days: int) -> bool:
 
     if ts is None or pd.isna(ts):  # type: ignore[call-overload]
         return False
-    return bool(pd.Timestamp(ts) + pd.Timedelta(days=lag_days) < pd.Timestamp(as_of))
+    t, limit = pd.Timestamp(ts), pd.Timestamp(as_of)  # type: ignore[arg-type]
+    return bool(t + pd.Timedelta(days=lag_days) < limit)
 
 
 @dataclass(frozen=True)

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from features.pit import Lags
 
 app = typer.Typer(
     help="Point-in-time credit features: training sets, snapshots, the online store, the "
@@ -45,7 +48,7 @@ def _store(store: Path | None) -> Path:
     return path
 
 
-def _lags(lag: list[str] | None):  # type: ignore[no-untyped-def]
+def _lags(lag: list[str] | None) -> Lags:
     from features.pit import Lags
 
     try:
