@@ -285,6 +285,12 @@ def seller_page(
             else "The link may be incomplete or altered. "
         ) + "Open the page again from your seller dashboard to get a new link."
         return _problem(403, title, message)
+    # A link is a credential like a key: the same per-key rate limit, keyed by the link.
+    allowed, retry_after = state.key_limiter.acquire(f"seller-link:{link.tenant}:{firm_id}")
+    if not allowed:
+        page = _problem(429, "Too many requests", "Please wait a moment and reload the page.")
+        page.headers["Retry-After"] = str(retry_after)
+        return page
     model = state.models.current
     if model is None:
         return _problem(503, "Temporarily unavailable", "Please try again in a few minutes.")

@@ -320,3 +320,21 @@ def test_unknown_pages_are_html_not_stack_traces(svc: dict[str, Any]) -> None:
     token = sign_seller_link("F999999", "shop", secret).token
     r = svc["client"].get(f"/sellers/F999999?token={token}")
     assert r.status_code == 404 and "We do not have your data yet" in r.text
+
+
+def test_a_link_is_rate_limited_like_a_key(svc: dict[str, Any]) -> None:
+    from api.ratelimit import TokenBucket
+
+    state = svc["app"].state.service
+    saved = state.key_limiter
+    state.key_limiter = TokenBucket(rate=0.001, burst=2)
+    try:
+        link = (
+            svc["client"]
+            .post(f"/v1/firms/{svc['good']}/seller-link", headers=h(svc["keys"]["platform"]))
+            .json()
+        )
+        codes = [svc["client"].get(link["path"]).status_code for _ in range(3)]
+    finally:
+        state.key_limiter = saved
+    assert codes == [200, 200, 429]  # burst 2, then the page asks to wait
