@@ -69,15 +69,17 @@ class ServiceState:
     started_at: float = field(default_factory=time.time)
 
 
-def get_state(request: Request) -> ServiceState:
+async def get_state(request: Request) -> ServiceState:
     state: ServiceState = request.app.state.service
     return state
 
 
+# The cheap dependencies are `async def`: they never block, and a sync dependency would cost a
+# threadpool hop per request.
 StateDep = Annotated[ServiceState, Depends(get_state)]
 
 
-def get_model(request: Request) -> ScoringModel:
+async def get_model(request: Request) -> ScoringModel:
     """The model in service, or 503 when none is loaded."""
     model = request.app.state.service.models.current
     if model is None:

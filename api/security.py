@@ -7,7 +7,7 @@ from one client are rate limited too, before the key is even looked at.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from fastapi import Depends, HTTPException, Request, Security
@@ -73,10 +73,10 @@ def authenticate(
     return principal
 
 
-def require(*roles: Role) -> Callable[..., Principal]:
+def require(*roles: Role) -> Callable[..., Awaitable[Principal]]:
     """A dependency that admits only callers with one of ``roles`` (else 403)."""
 
-    def dependency(principal: Principal = Depends(authenticate)) -> Principal:
+    async def dependency(principal: Principal = Depends(authenticate)) -> Principal:
         if principal.role not in roles:
             raise HTTPException(
                 403, f"this endpoint needs the role {' or '.join(roles)}; key has {principal.role}"
