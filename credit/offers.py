@@ -39,7 +39,7 @@ from datetime import date, datetime, timedelta
 from typing import Any, Literal
 
 import pandas as pd
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, field_serializer
 
 from credit.policy import (
     Policy,
@@ -97,6 +97,11 @@ class OfferError(ValueError):
 
 class _Model(BaseModel):
     model_config = ConfigDict(frozen=True)
+
+    @field_serializer("as_of", check_fields=False, when_used="json")
+    def _utc(self, value: datetime) -> str:
+        # Times are naive UTC inside the engine; in JSON they say so, as the API's do.
+        return value.isoformat() + "Z" if value.tzinfo is None else value.isoformat()
 
 
 # --------------------------------------------------------------------------------------------
