@@ -22,6 +22,7 @@ from typing import Any
 import duckdb
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from credit.records import RECORD_TYPES, RecordType
 from features.catalog import feature_names
@@ -157,45 +158,78 @@ def build(
 _local = threading.local()
 
 
-def _cast_sql(rt: RecordType) -> str:
-    cols = ", ".join(f"CAST({f.name} AS {f.sql_type}) AS {f.name}" for f in rt.fields)
-    return f"CREATE VIEW {rt.name} AS SELECT {cols} FROM _src_{rt.name}"
-
-
 def _online_con() -> duckdb.DuckDBPyConnection:
     con = getattr(_local, "con", None)
     if con is None:
+        # one small connection per thread: the online path computes one firm at a time
         con = duckdb.connect(":memory:")
         con.execute("SET threads TO 1")
-        for rt in RECORD_TYPES.values():
-            con.register(f"_src_{rt.name}", _frame(rt, [], "_"))
-            con.execute(_cast_sql(rt))
         _local.con = con
     return con
 
 
-def _frame(rt: RecordType, rows: Any, firm_id: str) -> pd.DataFrame:
-    """Records (list of dicts or DataFrame) -> a frame with exactly the contract's columns."""
+_ARROW_TYPES = {
+    "string": pa.string(),
+    "timestamp": pa.timestamp("us"),
+    "float": pa.float64(),
+    "int": pa.int64(),
+    "bool": pa.bool_(),
+}
+
+
+def _missing(v: Any) -> bool:
+    return v is None or v is pd.NA or v is pd.NaT or (isinstance(v, float) and v != v)
+
+
+def _arrow_column(dtype: str, values: Any, n: int) -> pa.Array:
+    typ = _ARROW_TYPES[dtype]
+    if values is None or n == 0:
+        return pa.nulls(n, typ)
+    if dtype == "timestamp":
+        return pa.Array.from_pandas(
+            _naive_utc(list(values) if not isinstance(values, pd.Series) else values.to_numpy()),
+            type=typ,
+        )
+    if dtype in ("float", "int"):
+        num = pd.to_numeric(pd.Series(values), errors="raise")
+        if dtype == "int":
+            num = num.astype("Int64")
+        return pa.Array.from_pandas(num, type=typ)
+    if dtype == "bool":
+        return pa.array([None if _missing(v) else bool(v) for v in values], type=typ)
+    return pa.array([None if _missing(v) else str(v) for v in values], type=typ)
+
+
+def _table(rt: RecordType, rows: Any, firm_id: str) -> pa.Table:
+    """Records (list of dicts or DataFrame) -> an Arrow table typed exactly like the store's
+    table of that record type (``firm_id`` set to the one firm)."""
     if rows is None:
         rows = []
-    df = rows.copy() if isinstance(rows, pd.DataFrame) else pd.DataFrame(list(rows))
-    df["firm_id"] = firm_id
-    missing = [c for c in rt.required_columns if c not in df.columns and c != "firm_id"]
-    if len(df) and missing:
+    if isinstance(rows, pd.DataFrame):
+        n = len(rows)
+        present = set(rows.columns)
+
+        def column(name: str) -> Any:
+            return rows[name] if name in present else None
+    else:
+        rows = list(rows)
+        n = len(rows)
+        present = set().union(*(r.keys() for r in rows)) if rows else set()
+
+        def column(name: str) -> Any:
+            return [r.get(name) for r in rows] if name in present else None
+
+    missing = [c for c in rt.required_columns if c not in present and c != "firm_id"]
+    if n and missing:
         raise ValueError(f"{rt.name} records lack required field(s): {', '.join(missing)}")
-    out: dict[str, Any] = {}
-    n = len(df)
+    arrays = []
     for f in rt.fields:
-        col = df[f.name] if f.name in df.columns else pd.Series([None] * n, dtype=object)
-        if f.dtype == "timestamp":
-            out[f.name] = _naive_utc(col.to_numpy()) if n else pd.Series([], dtype="datetime64[us]")
-        elif f.dtype in ("float", "int"):
-            out[f.name] = pd.to_numeric(col, errors="raise").astype("float64")
-        elif f.dtype == "bool":
-            out[f.name] = col.astype("boolean")
-        else:
-            out[f.name] = col.astype(object).where(col.notna(), None)
-    return pd.DataFrame(out)
+        values = [firm_id] * n if f.name == "firm_id" else column(f.name)
+        try:
+            arrays.append(_arrow_column(f.dtype, values, n))
+        except (ValueError, TypeError) as e:
+            raise ValueError(f"{rt.name}.{f.name}: {e}") from None
+    return pa.Table.from_arrays(arrays, names=rt.columns)
 
 
 def compute(
@@ -235,7 +269,7 @@ def compute(
             rows: Any = [dict(firm)] if firm else []
         else:
             rows = records.get(name)
-        con.register(f"_src_{name}", _frame(rt, rows, firm_id))
+        con.register(name, _table(rt, rows, firm_id))
     sp = pd.DataFrame(
         {
             "row_id": np.zeros(1, dtype=np.int64),
