@@ -3,6 +3,8 @@
 #
 #   scripts/demo_offers.sh FIRM_ID LENDER_KEY [BASE_URL]
 #
+# FIRM_ID "auto" picks the firm with the most platform settlements in the record store.
+#
 # Run it with the demo's TRADECREDIT_DATA_DIR: the link is signed with the secret kept there
 # (the one the service verifies with) and stays valid for 15 minutes from now.
 set -euo pipefail
@@ -13,6 +15,24 @@ fi
 firm="$1"
 lender_key="$2"
 base="${3:-http://127.0.0.1:8000}"
+
+if [ "$firm" = auto ]; then
+  firm=$(python - <<'PY'
+from credit.store import open_store
+con = open_store(read_only=True)
+row = con.execute(
+    "SELECT firm_id FROM payments WHERE kind = 'settlement' "
+    "AND occurred_at >= (SELECT max(occurred_at) FROM payments) - INTERVAL 180 DAY "
+    "GROUP BY firm_id ORDER BY sum(amount_usd) DESC LIMIT 1"
+).fetchone()
+print(row[0] if row else "")
+PY
+)
+  if [ -z "$firm" ]; then
+    echo "no firm with platform settlements in the record store" >&2
+    exit 1
+  fi
+fi
 
 platform_key=$(credit keys create --tenant demo-platform --role platform --note "make demo" 2>/dev/null)
 link=$(credit offers --firm "$firm" --seller-link --tenant demo-platform --base-url "$base")
