@@ -63,3 +63,12 @@ def test_file_error_exits_one_with_a_one_line_message(tmp_path: Path) -> None:
 def test_missing_directory_is_a_usage_error(tmp_path: Path) -> None:
     result = runner.invoke(app, ["ingest", str(tmp_path / "nope")])
     assert result.exit_code == 2
+
+
+def test_contract_describe_prints_the_doc(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["contract", "describe"])
+    assert result.exit_code == 0
+    assert result.stdout.startswith("# The trade-record data contract")
+    out = tmp_path / "contract.md"
+    assert runner.invoke(app, ["contract", "describe", "--output", str(out)]).exit_code == 0
+    assert out.read_text(encoding="utf-8") == result.stdout

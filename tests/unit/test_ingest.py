@@ -292,3 +292,22 @@ def test_ingestions_table_records_each_file(tmp_path: Path) -> None:
     ]
     assert report.ingestion_date == TODAY.isoformat()
     assert isinstance(rows(store, "SELECT ingested_at FROM rejected")[0][0], datetime)
+
+
+def test_progress_is_reported_per_stage(tmp_path: Path) -> None:
+    write_csv(tmp_path / "in", "firms", [FIRM])
+    seen: list[tuple[str, str, int, int]] = []
+    report = ingest_dir(
+        tmp_path / "in",
+        tmp_path / "s.duckdb",
+        ingestion_date=TODAY,
+        progress=lambda *a: seen.append(a),
+        memory_limit="256MB",
+    )
+    assert report.ok
+    assert seen == [
+        ("firms.csv", "reading", 0, 3),
+        ("firms.csv", "validating", 1, 3),
+        ("firms.csv", "storing", 2, 3),
+        ("firms.csv", "done", 3, 3),
+    ]
