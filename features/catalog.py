@@ -33,7 +33,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
-from features.pit import DEFAULT_LAGS
+from features.pit import DEFAULT_LAGS, days
 from features.regions import CONSUMER_HS_CHAPTERS, EU
 
 Aggregation = Literal[
@@ -155,6 +155,8 @@ EXPORT = "direction = 'export'"
 INFLOW = "kind IN ('settlement', 'b2b_receipt') AND is_paid"
 SETTLEMENT = "kind = 'settlement' AND is_paid"
 OUTFLOW = "direction = 'out' AND kind <> 'loan_repayment' AND is_paid"
+#: A loan disbursed before T, not defaulted and still within its term.
+OUTSTANDING = f"is_disbursed AND NOT is_defaulted AND {days('disbursed_at', 'as_of')} < term_days"
 SUPPLIER_DUE = "kind = 'supplier_payment' AND dpd IS NOT NULL"
 CLOSED = "state <> 'in_transit'"
 #: Expected door-to-door days per transport mode; delivered within it = on time.
@@ -1241,8 +1243,7 @@ CATALOG: tuple[Feature, ...] = (
         family="payment_discipline",
         source="loans",
         aggregation="count",
-        filter="is_disbursed AND NOT is_defaulted AND date_diff('day', disbursed_at, as_of) "
-        "< term_days",
+        filter=OUTSTANDING,
         dtype="count",
         unit="loans",
         risk_direction=1,
@@ -1256,8 +1257,7 @@ CATALOG: tuple[Feature, ...] = (
         family="payment_discipline",
         source="loans",
         aggregation="sum",
-        filter="is_disbursed AND NOT is_defaulted AND date_diff('day', disbursed_at, as_of) "
-        "< term_days",
+        filter=OUTSTANDING,
         value="amount_usd",
         unit="USD",
         risk_direction=1,
@@ -1285,7 +1285,7 @@ CATALOG: tuple[Feature, ...] = (
         family="payment_discipline",
         source="loan_payments",
         aggregation="sum",
-        filter="NOT is_paid AND due_at >= as_of AND date_diff('day', as_of, due_at) < 30",
+        filter=f"NOT is_paid AND due_at >= as_of AND {days('as_of', 'due_at')} < 30",
         value="amount_usd",
         unit="USD",
         risk_direction=1,
@@ -1300,7 +1300,7 @@ CATALOG: tuple[Feature, ...] = (
         family="tenure",
         source="firms",
         aggregation="expr",
-        expr="CASE WHEN is_registered THEN date_diff('day', registered_at, as_of) END",
+        expr=f"CASE WHEN is_registered THEN {days('registered_at', 'as_of')} END",
         unit="days",
         risk_direction=-1,
         description="Days since the firm was registered.",
@@ -1313,7 +1313,7 @@ CATALOG: tuple[Feature, ...] = (
         family="tenure",
         source="history",
         aggregation="expr",
-        expr="COALESCE(date_diff('day', first_known_at, as_of) / 30.4375, 0)",
+        expr=f"COALESCE({days('first_known_at', 'as_of')} / 30.4375, 0)",
         unit="months",
         risk_direction=-1,
         description="Months from the firm's first known record (customs, shipment or payment) "

@@ -107,6 +107,17 @@ def known(ts: str, as_of: str, lag_days: int) -> str:
     return f"({ts} + INTERVAL '{int(lag_days)}' DAY < {as_of})"
 
 
+def days(start: str, end: str) -> str:
+    """SQL for the calendar days from ``start`` to ``end`` (the difference of their dates).
+
+    Written with explicit casts so every dialect counts the same days.
+
+    >>> days("a", "b")
+    "date_diff('day', CAST(a AS DATE), CAST(b AS DATE))"
+    """
+    return f"date_diff('day', CAST({start} AS DATE), CAST({end} AS DATE))"
+
+
 def is_known(ts: object, as_of: object, lag_days: int) -> bool:
     """The same rule on Python values (``pandas.Timestamp`` or ``datetime``), for tests
     and callers that filter in memory. ``None``/``NaT`` is never known."""
@@ -162,7 +173,7 @@ def state_columns(table: str, alias: str, as_of: str, lags: Lags) -> dict[str, s
             ),
             "settle_days": (
                 f"CASE WHEN {k('tax_refund_settled_at')} THEN "
-                f"date_diff('day', {alias}.declared_at, {alias}.tax_refund_settled_at) END"
+                f"{days(f'{alias}.declared_at', f'{alias}.tax_refund_settled_at')} END"
             ),
         }
     if table == "shipments":
@@ -170,7 +181,7 @@ def state_columns(table: str, alias: str, as_of: str, lags: Lags) -> dict[str, s
             "state": f"CASE WHEN {k('closed_at')} THEN {alias}.status ELSE 'in_transit' END",
             "transit_days": (
                 f"CASE WHEN {k('closed_at')} THEN "
-                f"date_diff('day', {alias}.shipped_at, {alias}.closed_at) END"
+                f"{days(f'{alias}.shipped_at', f'{alias}.closed_at')} END"
             ),
         }
     if table == "payments":
@@ -181,8 +192,8 @@ def state_columns(table: str, alias: str, as_of: str, lags: Lags) -> dict[str, s
             "dpd": (
                 f"CASE WHEN {alias}.due_at IS NULL THEN NULL "
                 f"WHEN {k('paid_at')} THEN "
-                f"greatest(0, date_diff('day', {alias}.due_at, {alias}.paid_at)) "
-                f"WHEN {alias}.due_at < {as_of} THEN date_diff('day', {alias}.due_at, {as_of}) "
+                f"greatest(0, {days(f'{alias}.due_at', f'{alias}.paid_at')}) "
+                f"WHEN {alias}.due_at < {as_of} THEN {days(f'{alias}.due_at', as_of)} "
                 "ELSE NULL END"
             ),
         }

@@ -365,9 +365,7 @@ def _duckdb_sql(lags: Lags) -> str:
     import re
 
     def qualify(expr: str) -> str:
-        return re.sub(
-            r"\b(a\d+)\b", lambda m: qualified.get(m[1], m[1]), expr
-        )
+        return re.sub(r"\b(a\d+)\b", lambda m: qualified.get(m[1], m[1]), expr)
 
     base_cols = ", ".join(
         f"CAST({qualify(expr)} AS DOUBLE) AS {name}" for name, expr in b.final.items()
