@@ -45,7 +45,7 @@ def simulate(
         with console.status(f"simulating {firms:,} firms over {months} months..."):
             world = run(firms=firms, start=start, months=months, seed=seed)
     except ValueError as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        console.print(f"[red]error:[/red] {exc}", soft_wrap=True)
         raise typer.Exit(2) from None
     t_sim = time.perf_counter() - t0
     with console.status(f"writing {fmt.value} files to {out}..."):

@@ -91,7 +91,7 @@ def build_payments(rng: np.random.Generator, w: Latent, tr: Trade) -> tuple[Cols
     n = pop.n
     cps = Counterparties(n, max(50, n // 2))
     buyers = rng.integers(0, cps.n_buyers, (n, BUYERS_PER_FIRM))
-    buyer_risk = rng.normal(0.0, 0.7, cps.n_buyers)
+    buyer_risk = rng.normal(0.0, 0.4, cps.n_buyers)
     buyer_term = BUYER_TERMS[rng.integers(0, len(BUYER_TERMS), cps.n_buyers)]
     supplier_term = np.where(rng.random(n * SUPPLIERS_PER_FIRM) < 0.6, 30, 60)
     forwarder = rng.integers(0, len(LOGISTICS), n)
@@ -111,16 +111,16 @@ def build_payments(rng: np.random.Generator, w: Latent, tr: Trade) -> tuple[Cols
     for half in (0, 1):
         day = np.where(half == 0, ms[ti[b2c]] + 14, ms[ti[b2c] + 1] - 1)
         due = day + 7 + 7 * slow_platform
-        hold = rng.gamma(1.2, (1.0 + 9.0 * sigmoid(-1.3 * h[b2c] - 1.2)) / 1.2)
+        hold = rng.gamma(2.5, (1.0 + 9.0 * sigmoid(-1.3 * h[b2c] - 1.2)) / 2.5)
         paid = unpaid_after_end(due + np.round(hold).astype(np.int64))
         amount = tr.b2c_sales[b2c] / 2 * rng.lognormal(0, 0.1, b2c.shape[0])
         parts.append(_part(SETTLEMENT, fi[b2c], amount, main_currency[fi[b2c]],
                            cps.platform0 + platform, day, due, paid))
     # refunds and chargebacks
     gp = w.shocks.gpsr_after[ti[b2c]] * (w.shocks.exposure_gpsr[fi[b2c]] > 0)
-    rate = sigmoid(-3.0 - 0.5 * h[b2c] + pop.refund_propensity[fi[b2c]] + 0.5 * gp)
+    rate = sigmoid(-3.0 - 0.7 * h[b2c] + pop.refund_propensity[fi[b2c]] + 0.5 * gp)
     day = ms[ti[b2c]] + np.floor(rng.random(b2c.shape[0]) * cal.month_days[ti[b2c]]).astype(int)
-    parts.append(_part(REFUND, fi[b2c], tr.b2c_sales[b2c] * rate * rng.lognormal(0, 0.15, b2c.size),
+    parts.append(_part(REFUND, fi[b2c], tr.b2c_sales[b2c] * rate * rng.lognormal(0, 0.1, b2c.size),
                        main_currency[fi[b2c]], cps.platform0 + platform, day, None, None))
     lam = 0.25 * np.exp(-0.8 * h[b2c]) * np.sqrt(np.minimum(tr.b2c_sales[b2c] / 30_000, 4.0))
     n_cb = rng.poisson(lam)
@@ -130,7 +130,7 @@ def build_payments(rng: np.random.Generator, w: Latent, tr: Trade) -> tuple[Cols
                        main_currency[fi[c]], cps.platform0 + pop.platform[fi[c]], day, None, None))
     # fees at month end: marketplace commission + ads, forwarder's bill
     month_end = ms[ti + 1] - 1
-    fee_rate = 0.11 + 0.05 * sigmoid(-h[b2c])
+    fee_rate = 0.10 + 0.08 * sigmoid(-h[b2c])
     parts.append(_part(FEE, fi[b2c], tr.b2c_sales[b2c] * fee_rate * rng.lognormal(0, 0.05, b2c.size),
                        main_currency[fi[b2c]], cps.platform0 + platform, month_end[b2c], None, None))
     # B2B-only sellers have no marketplace; their forwarder bills them instead
@@ -170,9 +170,9 @@ def build_payments(rng: np.random.Generator, w: Latent, tr: Trade) -> tuple[Cols
         h_due = w.health[fi_, np.minimum(cal.month_of(due), m_last)]
         cost_ratio = np.clip(0.70 - 0.05 * h_, 0.5, 0.92)
         mean_delay = 2.0 + 40.0 * sigmoid(-1.2 * h_due - 1.0)
-        delay = np.round(rng.gamma(2.0, mean_delay / 2.0) - 3.0).astype(np.int64)
+        delay = np.round(rng.gamma(4.0, mean_delay / 4.0) - 3.0).astype(np.int64)
         paid = unpaid_after_end(np.maximum(due + delay, day))
-        amount = sales_ * cost_ratio * rng.lognormal(0, 0.2, sel.shape[0])
+        amount = sales_ * cost_ratio * rng.lognormal(0, 0.1, sel.shape[0])
         parts.append(_part(SUPPLIER, fi_, amount, np.full(sel.shape[0], CNY),
                            cps.supplier0 + sup, day, due, paid))
     parts.extend(_loan_flows(rng, w, cps))

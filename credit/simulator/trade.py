@@ -225,7 +225,7 @@ def build_trade(rng: np.random.Generator, w: Latent) -> Trade:
             cell = np.flatnonzero(restock)
             value = wh[cell] * 2.2 * rng.lognormal(0, 0.2, cell.shape[0])
             value *= np.where(us_b2c[cell], 1 + 0.3 * dm[cell], 1.0)
-            dday = _days_in(rng, ms[ti[cell]], ms[ti[cell] + 1] - 2)
+            dday = _days_in(rng, ms[ti[cell]], ms[ti[cell] + 1] - 3)
             rows, st = declare(cell, country[cell], R9810, value, dday, gpsr_l[cell],
                                np.zeros(cell.shape[0]))
             mode = np.where((market[cell] == EU) & (rng.random(cell.shape[0]) < 0.3), RAIL, SEA)

@@ -49,11 +49,11 @@ PRODUCT_P = {  # by business model b2b, b2c, mixed
 }
 
 #: PD model (logit scale). Calibrated so about 4% of disbursed loans default.
-PD_INTERCEPT = -4.45
-PD_HEALTH = -1.35
-PD_TREND = -0.8
+PD_INTERCEPT = -3.85
+PD_HEALTH = -1.45
+PD_TREND = -0.3
 PD_LEVERAGE = 0.35
-PD_IDIOSYNCRATIC_SD = 0.35
+PD_IDIOSYNCRATIC_SD = 0.3
 #: Health lost on the way to a default (reached at the first missed instalment).
 DISTRESS_DEPTH = 2.4
 #: Health process.
@@ -61,7 +61,7 @@ AR_PHI, AR_SIGMA = 0.85, 0.3
 MACRO_PHI, MACRO_SIGMA = 0.8, 0.12
 #: Sales respond to health with this elasticity (log scale).
 SALES_HEALTH = 0.3
-APPLY_BASE = 0.12
+APPLY_BASE = 0.3
 OUTCOME_DAYS = 365
 DEFAULT_DPD = 90
 
@@ -172,6 +172,9 @@ def simulate_latent(rng: np.random.Generator, n: int, cal: Calendar) -> Latent:
             continue
         h_prev = base[:, t - 1] + distress[:, t - 1]
         h_old = base[:, max(t - 4, 0)] + distress[:, max(t - 4, 0)]
+        # the state a lender would want: health over the last quarter (up to 3 months)
+        lo = max(t - 3, 0)
+        h_state = (base[:, lo:t] + distress[:, lo:t]).mean(axis=1)
         tenure_ok = t - pop.entry_month >= 3
         p_apply = APPLY_BASE * np.exp(-0.35 * h_prev) * (0.8 + 0.2 * season[t])
         apply = active & ~leaving & free & ~doomed & tenure_ok & (rng.random(n) < p_apply)
@@ -199,7 +202,7 @@ def simulate_latent(rng: np.random.Generator, n: int, cal: Calendar) -> Latent:
             PD_INTERCEPT
             + seg_risk[idx]
             + PRODUCT_RISK[product]
-            + PD_HEALTH * h_prev[idx]
+            + PD_HEALTH * h_state[idx]
             + PD_TREND * trend
             + PD_LEVERAGE * leverage
             + idio
@@ -238,7 +241,7 @@ def simulate_latent(rng: np.random.Generator, n: int, cal: Calendar) -> Latent:
                 "disbursed": disbursed,
                 "disbursed_day": np.where(disbursed, disb_day, -1),
                 "pd": pd_,
-                "health": h_prev[idx],
+                "health": h_state[idx],
                 "trend": trend,
                 "leverage": leverage,
                 "idiosyncratic": idio,
