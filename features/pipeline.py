@@ -14,7 +14,7 @@ outcome), :func:`monthly_spine` (month-end snapshots of every registered firm),
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -392,12 +392,3 @@ def training_set(store: Store, lags: Lags | None = None) -> pd.DataFrame:
     out = build(store, spine, lags=lags, with_market=True)
     out["defaulted"] = out["defaulted"].astype("boolean")
     return out[TRAINING_COLUMNS + feature_names()]
-
-
-def snapshots(
-    store: Store, spine: pd.DataFrame, lags: Lags | None = None, chunk: int | None = None
-) -> Iterable[pd.DataFrame]:
-    """:func:`build` in chunks of spine rows (bounded memory for large spines)."""
-    size = chunk or max(len(spine), 1)
-    for i in range(0, len(spine), size):
-        yield build(store, spine.iloc[i : i + size], lags=lags, with_market=True)
