@@ -22,6 +22,7 @@ from credit.settings import Settings
 from tests.api_support import MemoryOnlineStore
 
 SEED = 3
+GHOST = "GHOST01"
 START, MONTHS = "2024-01", 18
 
 FEATURES = [
@@ -137,7 +138,13 @@ def world_service(data_dir: Path, **settings_kw: Any) -> dict[str, Any]:
     write_store(settings.store_path, frames)
     good, risky = pick_firms(frames)
     as_of = datetime(2025, 7, 1, tzinfo=UTC)
-    store = MemoryOnlineStore({good: [(as_of, GOOD_FEATURES)], risky: [(as_of, RISKY_FEATURES)]})
+    store = MemoryOnlineStore(
+        {
+            good: [(as_of, GOOD_FEATURES)],
+            risky: [(as_of, RISKY_FEATURES)],
+            GHOST: [(as_of, GOOD_FEATURES)],  # features but no records in the record store
+        }
+    )
     return {
         "settings": settings,
         "online": store,

@@ -23,7 +23,7 @@ from credit.links import link_secret, sign_seller_link
 from credit.offers import compute_bases, load_firm_records, make_offers
 from credit.policy import default_policy
 from credit.store import open_store
-from tests.seller_support import train_model, world_service
+from tests.seller_support import GHOST, train_model, world_service
 
 pytestmark = pytest.mark.integration
 
@@ -338,3 +338,18 @@ def test_a_link_is_rate_limited_like_a_key(svc: dict[str, Any]) -> None:
     finally:
         state.key_limiter = saved
     assert codes == [200, 200, 429]  # burst 2, then the page asks to wait
+
+
+def test_a_firm_without_records_is_declined_and_its_page_still_renders(svc: dict[str, Any]) -> None:
+    c = svc["client"]
+    r = c.get(f"/v1/firms/{GHOST}/offers", headers=h(svc["keys"]["platform"]))
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["offers"] == []
+    assert {x["reasons"][0]["code"] for x in body["declines"]} == {"volume_too_small"}
+    assert body["bases"]["settlements_180d"] == 0.0
+    link = c.post(f"/v1/firms/{GHOST}/seller-link", headers=h(svc["keys"]["platform"])).json()
+    page = c.get(link["path"])
+    assert page.status_code == 200
+    assert "No offer is open to you today" in text_of(page.text)
+    assert page.text.count("<rect") == 24  # an empty year still draws its axes and bars
