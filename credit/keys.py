@@ -6,8 +6,9 @@ so a fast hash is enough (no password-stretching is needed for random keys).
 
 Examples
 --------
->>> parse_key("tck_0123456789ab_s3cr-et_x")
-('0123456789ab', 's3cr-et_x')
+>>> key_id, secret = parse_key("tck_0123456789ab_" + "s3cr-et_x" * 4 + "abcdefg")
+>>> key_id, len(secret)
+('0123456789ab', 43)
 >>> parse_key("not-a-key") is None
 True
 """
