@@ -68,8 +68,6 @@ def _env() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters["money"] = money
-    env.filters["percent"] = lambda x, digits=1: f"{x * 100:.{digits}f}%"
     return env
 
 
