@@ -353,3 +353,28 @@ def test_a_firm_without_records_is_declined_and_its_page_still_renders(svc: dict
     assert page.status_code == 200
     assert "No offer is open to you today" in text_of(page.text)
     assert page.text.count("<rect") == 24  # an empty year still draws its axes and bars
+
+
+def test_no_offers_without_an_audit_row(
+    svc: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from api.audit import AuditUnavailableError
+
+    state = svc["app"].state.service
+
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise AuditUnavailableError("the audit log is unavailable")
+
+    monkeypatch.setattr(state.audit, "record", broken)
+    r = svc["client"].get(f"/v1/firms/{svc['good']}/offers", headers=h(svc["keys"]["lender"]))
+    assert r.status_code == 503
+    assert "no decision was made" in r.json()["detail"]
+    assert "offers" not in r.json()
+    link = (
+        svc["client"]
+        .post(f"/v1/firms/{svc['good']}/seller-link", headers=h(svc["keys"]["platform"]))
+        .json()
+    )
+    page = svc["client"].get(link["path"])
+    assert page.status_code == 503 and "Temporarily unavailable" in page.text
+    assert "USD" not in text_of(page.text)  # no offer shown
