@@ -26,9 +26,12 @@ the product's cutoff, its file is thin (too few months of history), its grade is
 eligible, or its volume is too small to reach the product's minimum amount.
 
 The base amounts are computed in ONE place, :func:`compute_bases`, from the firm's records
-as of the decision date under the point-in-time rule of :func:`visible_records`: a record
-counts only if its event happened before the date and was available by then, and a later
-change of state (paid, delivered, refund settled) counts only from the day it happened.
+as of the decision date under the point-in-time rule of :mod:`features.pit` (applied to
+in-memory records by :func:`visible_records`): a fact dated ``t`` from a source with
+availability lag ``L`` is known at ``T`` when ``t + L < T``, for a record's event time and
+for every later change of state (paid, closed, refund settled) alike. Where the catalog has
+the same measure (``pending_tax_refund_usd``, ``months_of_history``) the two agree exactly
+(``tests/unit/test_offers_agree_with_catalog.py``).
 """
 
 from __future__ import annotations
