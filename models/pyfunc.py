@@ -25,7 +25,8 @@ class TradeCreditPD(PythonModel):
     def load_context(self, context: Any) -> None:
         self._model = ScoringModel.from_bundle(context.artifacts["bundle"])
 
-    def predict(self, context: Any, model_input: Any, params: dict[str, Any] | None = None) -> Any:
+    def predict(self, context, model_input, params=None):  # type: ignore[no-untyped-def]
+        # (no type hints: MLflow reads them as an input schema)
         if self._model is None:
             self.load_context(context)
         model = self._model
