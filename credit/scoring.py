@@ -233,6 +233,8 @@ class ScoringModel:
         self.run_id = run_id
         self.catalog_version = catalog_version
         self.metadata: dict[str, Any] = dict(metadata or {})
+        #: where :meth:`load` found the model: "registry", "cache" (registry unreachable) or None
+        self.loaded_from: str | None = None
 
     # ---- identity ---------------------------------------------------------------------------
 
@@ -452,9 +454,11 @@ class ScoringModel:
                     model_uri,
                     info["version"],
                 )
-                return cls.from_bundle(
+                cached = cls.from_bundle(
                     info["bundle"], version=info["version"], run_id=info["run_id"]
                 )
+                cached.loaded_from = "cache"
+                return cached
             raise ModelUnavailableError(
                 f"cannot load {model_uri}: registry unavailable ({exc}) "
                 f"and no cached copy in {cache}"
@@ -463,7 +467,9 @@ class ScoringModel:
         tmp = pointer.with_suffix(".tmp")
         tmp.write_text(json.dumps({"version": version, "run_id": run_id, "bundle": str(bundle)}))
         tmp.replace(pointer)
-        return cls.from_bundle(bundle, version=version, run_id=run_id)
+        fresh = cls.from_bundle(bundle, version=version, run_id=run_id)
+        fresh.loaded_from = "registry"
+        return fresh
 
 
 # --------------------------------------------------------------------------------------------

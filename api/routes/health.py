@@ -32,7 +32,13 @@ def healthz() -> dict[str, str]:
                     "example": {
                         "ready": True,
                         "checks": {
-                            "model": {"ok": True, "version": "3", "name": "tradecredit-pd"},
+                            "model": {
+                                "ok": True,
+                                "name": "tradecredit-pd",
+                                "version": "3",
+                                "run_id": "4f1c2d6e8a9b",
+                                "loaded_from": "registry",
+                            },
                             "audit_log": {"ok": True},
                             "online_store": {"ok": True},
                         },
@@ -48,7 +54,7 @@ def readyz(request: Request) -> JSONResponse:
     model = state.models.current
     checks: dict[str, Any] = {
         "model": (
-            {"ok": True, **model.identity()}
+            {"ok": True, **model.identity(), "loaded_from": model.loaded_from}
             if model is not None
             else {"ok": False, "reason": state.models.error or "not loaded"}
         ),

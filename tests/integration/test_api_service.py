@@ -292,3 +292,27 @@ def test_posted_records_are_scored_through_the_online_feature_path(
     (expected,) = decide(model, [("F123", to_utc("2025-06-30"), feats)])
     assert body["pd"] == expected.pd and body["score"] == expected.score
     assert body["data"]["history_months"] == feats["months_of_history"]
+
+
+@pytest.mark.slow
+def test_restart_with_the_registry_unreachable_serves_the_cached_champion(
+    champion: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = create_app()
+    with TestClient(app) as c:
+        model = c.get("/readyz").json()["checks"]["model"]
+        assert model["loaded_from"] == "registry"
+        _, key = create_key(app.state.service.engine, "bank-a", "lender")
+    # the tracking server is down (nothing listens on the port): the local copy carries on
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{_free_port()}")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
+    get_settings.cache_clear()
+    app = create_app()
+    with TestClient(app) as c:
+        ready = c.get("/readyz").json()
+        assert ready["ready"] is True
+        assert ready["checks"]["model"]["loaded_from"] == "cache"
+        assert ready["checks"]["model"]["version"] == champion["version"]
+        r = c.post("/v1/score", json={"firm_id": "F00002"}, headers={"X-API-Key": key})
+        assert r.status_code == 200 and r.json()["model"]["version"] == champion["version"]
