@@ -3,8 +3,11 @@ tenant isolation, the audit log, SHAP additivity, reload under load, logs."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import threading
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -31,25 +34,60 @@ def model_v2() -> ScoringModel:
     return train_model(seed=7, n_trees=20, version="2")
 
 
-@pytest.fixture(scope="module")
+PG_URL = os.environ.get("TRADECREDIT_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+@contextlib.contextmanager
+def database(kind: str) -> Iterator[str | None]:
+    """None (embedded SQLite) or the URL of a fresh PostgreSQL database, dropped afterwards."""
+    if kind == "sqlite":
+        yield None
+        return
+    try:
+        admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+    except Exception as exc:
+        pytest.skip(f"PostgreSQL not reachable at {PG_URL}: {type(exc).__name__}")
+    name = f"tc_api_{uuid.uuid4().hex[:10]}"
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield sa.engine.make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(
+    scope="module",
+    params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)],
+)
 def service(
-    tmp_path_factory: pytest.TempPathFactory, model: ScoringModel
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    model: ScoringModel,
 ) -> Iterator[dict[str, Any]]:
-    settings = Settings(data_dir=tmp_path_factory.mktemp("svc"), api_rate_limit=0)
-    store = make_store()
-    app = create_app(settings=settings, model_loader=lambda s: model, online_store=store)
-    with TestClient(app) as client:
-        engine = app.state.service.engine
-        keys = {
-            name: create_key(engine, tenant, role)[1]
-            for name, tenant, role in [
-                ("a_lender", "bank-a", "lender"),
-                ("a_platform", "bank-a", "platform"),
-                ("b_lender", "bank-b", "lender"),
-                ("admin", "ops", "admin"),
-            ]
-        }
-        yield {"client": client, "app": app, "keys": keys, "engine": engine, "store": store}
+    with database(request.param) as url:
+        settings = Settings(
+            data_dir=tmp_path_factory.mktemp("svc"), api_rate_limit=0, database_url=url
+        )
+        store = make_store()
+        app = create_app(settings=settings, model_loader=lambda s: model, online_store=store)
+        with TestClient(app) as client:
+            engine = app.state.service.engine
+            keys = {
+                name: create_key(engine, tenant, role)[1]
+                for name, tenant, role in [
+                    ("a_lender", "bank-a", "lender"),
+                    ("a_platform", "bank-a", "platform"),
+                    ("b_lender", "bank-b", "lender"),
+                    ("admin", "ops", "admin"),
+                ]
+            }
+            yield {"client": client, "app": app, "keys": keys, "engine": engine, "store": store}
+        engine.dispose()
 
 
 def h(key: str) -> dict[str, str]:
