@@ -56,7 +56,9 @@ def parse_month(text: str) -> dt.date:
         y, m = (int(p) for p in text.strip().split("-")[:2])
         return dt.date(y, m, 1)
     except (ValueError, TypeError):
-        raise ValueError(f"start month {text!r} is not of the form YYYY-MM (e.g. 2023-01)") from None
+        raise ValueError(
+            f"start month {text!r} is not of the form YYYY-MM (e.g. 2023-01)"
+        ) from None
 
 
 def add_months(d: dt.date, n: int) -> dt.date:

@@ -111,7 +111,7 @@ def build_payments(rng: np.random.Generator, w: Latent, tr: Trade) -> tuple[Cols
     for half in (0, 1):
         day = np.where(half == 0, ms[ti[b2c]] + 14, ms[ti[b2c] + 1] - 1)
         due = day + 7 + 7 * slow_platform
-        hold = rng.gamma(2.5, (1.0 + 9.0 * sigmoid(-1.3 * h[b2c] - 1.2)) / 2.5)
+        hold = rng.gamma(2.5, (1.0 + 14.0 * sigmoid(-1.3 * h[b2c] - 1.2)) / 2.5)
         paid = unpaid_after_end(due + np.round(hold).astype(np.int64))
         amount = tr.b2c_sales[b2c] / 2 * rng.lognormal(0, 0.1, b2c.shape[0])
         parts.append(_part(SETTLEMENT, fi[b2c], amount, main_currency[fi[b2c]],
@@ -131,11 +131,14 @@ def build_payments(rng: np.random.Generator, w: Latent, tr: Trade) -> tuple[Cols
     # fees at month end: marketplace commission + ads, forwarder's bill
     month_end = ms[ti + 1] - 1
     fee_rate = 0.10 + 0.08 * sigmoid(-h[b2c])
-    parts.append(_part(FEE, fi[b2c], tr.b2c_sales[b2c] * fee_rate * rng.lognormal(0, 0.05, b2c.size),
-                       main_currency[fi[b2c]], cps.platform0 + platform, month_end[b2c], None, None))
+    fee = tr.b2c_sales[b2c] * fee_rate * rng.lognormal(0, 0.05, b2c.size)
+    parts.append(_part(FEE, fi[b2c], fee, main_currency[fi[b2c]], cps.platform0 + platform,
+                       month_end[b2c], None, None))
     # B2B-only sellers have no marketplace; their forwarder bills them instead
     f = np.flatnonzero(pop.b2c_share[fi] == 0)
-    parts.append(_part(FEE, fi[f], sales[f] * 0.05 * rng.lognormal(0, 0.2, f.shape[0]),
+    # (struggling exporters pay more storage, demurrage and rush surcharges)
+    fwd_rate = 0.035 + 0.04 * sigmoid(-h[f])
+    parts.append(_part(FEE, fi[f], sales[f] * fwd_rate * rng.lognormal(0, 0.08, f.shape[0]),
                        np.full(f.shape[0], CNY), cps.logistics0 + forwarder[fi[f]], month_end[f],
                        None, None))
     # B2B receipts: one invoice per order
@@ -144,10 +147,10 @@ def build_payments(rng: np.random.Generator, w: Latent, tr: Trade) -> tuple[Cols
     ofirm, oday = sh["firm"][o], sh["day"][o]
     omonth = np.minimum(cal.month_of(oday), m_last)
     oh = w.health[ofirm, omonth]
-    slot = np.minimum((rng.random(o.shape[0])[:, None] > np.array([0.4, 0.7, 0.9])).sum(1), 3)
+    slot = np.minimum((rng.random((o.shape[0], 1)) > np.array([0.4, 0.7, 0.9])).sum(1), 3)
     buyer = buyers[ofirm, slot]
     due = oday + buyer_term[buyer]
-    late = rng.random(o.shape[0]) < sigmoid(-1.7 - 0.6 * oh + buyer_risk[buyer])
+    late = rng.random(o.shape[0]) < sigmoid(-1.7 - 0.8 * oh + buyer_risk[buyer])
     late_days = rng.gamma(1.5, (8.0 + 25.0 * sigmoid(-oh)) / 1.5)
     early = rng.integers(0, 4, o.shape[0])
     paid = np.where(late, due + np.round(late_days).astype(np.int64), np.maximum(due - early, oday))
@@ -202,7 +205,8 @@ def _loan_flows(rng: np.random.Generator, w: Latent, cps: Counterparties) -> lis
     paid = np.where(late, due + np.round(late_days).astype(np.int64) + 1, on_time)
     missed = lb.will_default[loan] & (k >= lb.first_missed[loan])
     paid = np.where(missed | (paid >= end), -1, paid)
-    amount = lb.amount[loan] * (1 + LOAN_RATE[lb.product[loan]] * lb.term[loan] / 365) / n_inst.repeat(n_inst)
+    interest = LOAN_RATE[lb.product[loan]] * lb.term[loan] / 365
+    amount = lb.amount[loan] * (1 + interest) / n_inst.repeat(n_inst)
     rep = _part(REPAYMENT, firm, amount, np.where(lb.product[loan] == 1, USD, CNY),
                 np.repeat(lender, n_inst), lb.disbursed_day[loan], due, paid)
     return [disb, rep]

@@ -115,7 +115,7 @@ PLATFORMS_BY_MARKET: dict[str, tuple[int, ...]] = {
 
 def _choice(rng: np.random.Generator, p: np.ndarray) -> np.ndarray:
     """Row-wise categorical draw: ``p`` is (n, k) with rows summing to 1."""
-    u = rng.random(p.shape[0])[:, None]
+    u = rng.random((p.shape[0], 1))
     return np.minimum((u > np.cumsum(p, axis=1)).sum(axis=1), p.shape[1] - 1)
 
 

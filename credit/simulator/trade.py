@@ -112,7 +112,7 @@ def build_trade(rng: np.random.Generator, w: Latent) -> Trade:
         refundable = (regime in (R9710, R9810, R0110)) & (direction == 0) & (status != REJECTED)
         refund = np.where(refundable, np.round(value * VAT_REFUND_RATE[cat], 2), 0.0)
         settle = day + 20 + np.round(
-            rng.gamma(2.0, (15.0 + 35.0 * sigmoid(-hh)) / 2.0, k) + 15 * (status == HELD)
+            rng.gamma(4.0, (15.0 + 35.0 * sigmoid(-hh)) / 4.0, k) + 15 * (status == HELD)
         ).astype(np.int64)
         denied = rng.random(k) < sigmoid(-3.4 - 0.9 * hh + 0.8 * (status == HELD))
         settled = settle < cal.end_day
@@ -214,7 +214,7 @@ def build_trade(rng: np.random.Generator, w: Latent) -> Trade:
                 span = (ms[ti[c] + 1] - d0 - 1) / nb
                 day = d0 + 1 + np.floor(span * j + rng.random(c.shape[0]) * span).astype(np.int64)
                 p = PARCEL_MODES[market[c]]
-                mode = np.minimum((rng.random(c.shape[0])[:, None] > np.cumsum(p, 1)).sum(1), 2)
+                mode = np.minimum((rng.random((c.shape[0], 1)) > np.cumsum(p, 1)).sum(1), 2)
                 ship(c, rows, st, day, mode, country[c], CONSUMER,
                      direct[c] / nb * rng.lognormal(0, 0.1, c.shape[0]), gpsr_l[c], dm_l[c])
         # overseas warehouse restocks (first lane)

@@ -49,16 +49,16 @@ PRODUCT_P = {  # by business model b2b, b2c, mixed
 }
 
 #: PD model (logit scale). Calibrated so about 4% of disbursed loans default.
-PD_INTERCEPT = -3.85
-PD_HEALTH = -1.45
+PD_INTERCEPT = -4.0
+PD_HEALTH = -1.7
 PD_TREND = -0.3
 PD_LEVERAGE = 0.35
 PD_IDIOSYNCRATIC_SD = 0.3
 #: Health lost on the way to a default (reached at the first missed instalment).
 DISTRESS_DEPTH = 2.4
 #: Health process.
-AR_PHI, AR_SIGMA = 0.85, 0.3
-MACRO_PHI, MACRO_SIGMA = 0.8, 0.12
+AR_PHI, AR_SIGMA = 0.92, 0.22
+MACRO_PHI, MACRO_SIGMA = 0.8, 0.08
 #: Sales respond to health with this elasticity (log scale).
 SALES_HEALTH = 0.3
 APPLY_BASE = 0.3
@@ -122,10 +122,14 @@ def instalment_due(disbursed_day: np.ndarray, term: np.ndarray, n_inst: np.ndarr
 
 def _draw_default_instalment(rng: np.random.Generator, term: np.ndarray,
                              n_inst: np.ndarray) -> np.ndarray:
-    """First missed instalment, among those due early enough to reach 90 DPD in 365 days."""
+    """First missed instalment, among those due early enough to reach 90 DPD in 365 days.
+
+    Later instalments are likelier (density rising linearly): most firms pay a few before
+    they stop.
+    """
     last_ok = np.floor((OUTCOME_DAYS - DEFAULT_DPD) * n_inst / term).astype(np.int64)
     last_ok = np.clip(np.minimum(last_ok, n_inst), 1, None)
-    return 1 + np.floor(rng.random(term.shape[0]) * last_ok).astype(np.int64)
+    return 1 + np.floor(np.sqrt(rng.random(term.shape[0])) * last_ok).astype(np.int64)
 
 
 def simulate_latent(rng: np.random.Generator, n: int, cal: Calendar) -> Latent:
@@ -183,7 +187,7 @@ def simulate_latent(rng: np.random.Generator, n: int, cal: Calendar) -> Latent:
         if k == 0:
             continue
         applied = ms[t] + np.floor(rng.random(k) * (ms[t + 1] - ms[t])).astype(np.int64)
-        u = rng.random(k)[:, None]
+        u = rng.random((k, 1))
         product = np.minimum((u > np.cumsum(prod_p[idx], axis=1)).sum(axis=1), 3)
         term = np.empty(k, dtype=np.int64)
         for p, terms in enumerate(PRODUCT_TERMS):
@@ -258,7 +262,8 @@ def simulate_latent(rng: np.random.Generator, n: int, cal: Calendar) -> Latent:
     health = base + distress
     t_idx = np.arange(m_count)[None, :]
     active = (pop.entry_month[:, None] <= t_idx) & (t_idx < exit_month[:, None])
-    tenure = t_idx - pop.entry_month[:, None]
+    # entrants ramp up over their first months; incumbents trade at full size from the start
+    tenure = np.where(pop.entry_month[:, None] > 0, t_idx - pop.entry_month[:, None], 10**3)
     ramp_up = 1.0 - 0.7 * np.exp(-np.clip(tenure, 0, None) / 4.0)
     sales = (
         pop.size[:, None]

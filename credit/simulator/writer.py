@@ -196,7 +196,9 @@ def to_frame(table: pa.Table) -> pd.DataFrame:
     return table.to_pandas(types_mapper={pa.bool_(): pd.BooleanDtype()}.get)
 
 
-def write_tables(tables: dict[str, pa.Table], out_dir: Path, fmt: str = "parquet") -> dict[str, Path]:
+def write_tables(
+    tables: dict[str, pa.Table], out_dir: Path, fmt: str = "parquet"
+) -> dict[str, Path]:
     """Write the five contract files as ``<name>.<fmt>`` and ``truth.parquet``.
 
     Parquet timestamps are stored in microseconds; CSV dates are written as ``YYYY-MM-DD``
