@@ -87,6 +87,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=2_000_000)
     parser.add_argument("--format", choices=["csv", "parquet"], default="csv")
     parser.add_argument("--memory-limit", default="2GB", help="DuckDB memory limit")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="DuckDB threads (default: one per core)"
+    )
     args = parser.parse_args(argv)
 
     with tempfile.TemporaryDirectory(prefix="bench_ingest_") as tmp:
@@ -110,7 +113,11 @@ def main(argv: list[str] | None = None) -> int:
         load = os.getloadavg()[0]
         t = time.perf_counter()
         report = ingest_dir(
-            root / "payments", store, ingestion_date=today, memory_limit=args.memory_limit
+            root / "payments",
+            store,
+            ingestion_date=today,
+            memory_limit=args.memory_limit,
+            threads=args.threads,
         )
         seconds = time.perf_counter() - t
         cpu = cpu_seconds() - cpu

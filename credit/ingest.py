@@ -455,6 +455,7 @@ def ingest_dir(
     ingestion_date: date | None = None,
     progress: ProgressFn | None = None,
     memory_limit: str | None = None,
+    threads: int | None = None,
 ) -> IngestReport:
     """Validate the record files of ``directory`` and store their valid rows.
 
@@ -467,6 +468,7 @@ def ingest_dir(
     progress : called as ``progress(file, stage, done, total)`` while files are processed.
     memory_limit : DuckDB memory limit for this run (e.g. ``"2GB"``); beyond it DuckDB
         spills to disk.
+    threads : DuckDB worker threads (default: one per core).
 
     Returns
     -------
@@ -504,6 +506,8 @@ def ingest_dir(
     try:
         if memory_limit:
             con.execute(f"SET memory_limit = {lit(memory_limit)}")
+        if threads:
+            con.execute(f"SET threads = {int(threads)}")
         # Check every header before writing anything: a bad file stops the run up front.
         for src, fr in zip(sources, report.files, strict=True):
             try:
