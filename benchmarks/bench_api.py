@@ -220,12 +220,24 @@ def main() -> None:  # noqa: C901 - a benchmark script reads top to bottom
     ap.add_argument("--data-dir", type=Path, help="use this data dir's champion and online store")
     ap.add_argument("--firms", type=int, default=2000, help="firms in the online store")
     ap.add_argument("--trees", type=int, default=400)
-    ap.add_argument("--leaves", type=int, default=31)
+    ap.add_argument(
+        "--leaves", type=int, default=None, help="default: models/params.yaml num_leaves"
+    )
+    ap.add_argument(
+        "--sections", default="core,http,batch", help="comma-separated: core, http, batch"
+    )
     ap.add_argument("--seconds", type=float, default=10.0, help="per HTTP run")
     ap.add_argument("--batch-rows", type=int, default=100_000)
+    ap.add_argument("--reps", type=int, default=1000, help="in-process repetitions per path")
     ap.add_argument("--no-mlflow-serve", action="store_true")
     ap.add_argument("--port", type=int, default=8765)
     args = ap.parse_args()
+    sections = set(args.sections.split(","))
+    if args.leaves is None:
+        import yaml
+
+        params = yaml.safe_load((ROOT / "models" / "params.yaml").read_text())
+        args.leaves = int(params["lightgbm"]["num_leaves"])
 
     tmp = tempfile.TemporaryDirectory(prefix="bench_api_")
     data_dir = args.data_dir or Path(tmp.name) / "var"
@@ -264,170 +276,181 @@ def main() -> None:  # noqa: C901 - a benchmark script reads top to bottom
     booster = model.booster
 
     # 1. floor vs core --------------------------------------------------------------------
-    n = 2000
-    floor_mt = percentiles(
-        lambda: (booster.predict(row, raw_score=True), booster.predict(row, pred_contrib=True)), n
-    )
-    floor = percentiles(
-        lambda: (
-            booster.predict(row, raw_score=True, num_threads=1),
-            booster.predict(row, pred_contrib=True, num_threads=1),
-        ),
-        n,
-    )
-    core = percentiles(lambda: model.explain(row, top_k=4), n)
-    full = percentiles(lambda: decide(model, [(firm, as_of, store.get(firm)[1])]), n)  # type: ignore[index]
-    print("\n## 1. one decision in process (ms)")
-    print(f"{'path':58s} {'p50':>8s} {'p99':>8s} {'p50/floor':>10s}")
-    for name, (p50, p99) in [
-        ("floor: booster predict(raw) + pred_contrib, 1 row, 1 thread", floor),
-        ("same, LightGBM default threads (OpenMP)", floor_mt),
-        ("scoring core: ScoringModel.explain(top_k=4)", core),
-        ("decision by firm_id: online store + core + shaping", full),
-    ]:
-        print(f"{name:58s} {p50:8.3f} {p99:8.3f} {p50 / floor[0]:10.2f}")
-    sys.stdout.flush()
+    if "core" in sections:
+        n = args.reps
+        floor_mt = percentiles(
+            lambda: (booster.predict(row, raw_score=True), booster.predict(row, pred_contrib=True)),
+            n,
+        )
+        floor = percentiles(
+            lambda: (
+                booster.predict(row, raw_score=True, num_threads=1),
+                booster.predict(row, pred_contrib=True, num_threads=1),
+            ),
+            n,
+        )
+        core = percentiles(lambda: model.explain(row, top_k=4), n)
+        full = percentiles(lambda: decide(model, [(firm, as_of, store.get(firm)[1])]), n)  # type: ignore[index]
+        print("\n## 1. one decision in process (ms)")
+        print(f"{'path':58s} {'p50':>8s} {'p99':>8s} {'p50/floor':>10s}")
+        for name, (p50, p99) in [
+            ("floor: booster predict(raw) + pred_contrib, 1 row, 1 thread", floor),
+            ("same, LightGBM default threads (OpenMP)", floor_mt),
+            ("scoring core: ScoringModel.explain(top_k=4)", core),
+            ("decision by firm_id: online store + core + shaping", full),
+        ]:
+            print(f"{name:58s} {p50:8.3f} {p99:8.3f} {p50 / floor[0]:10.2f}")
+        sys.stdout.flush()
 
     # 2. HTTP ----------------------------------------------------------------------------
-    upgrade(get_engine())
-    _, key = create_key(get_engine(), "bench", "lender")
     log = open(Path(tmp.name) / "serve.log", "wb")  # noqa: SIM115
-    env = {**os.environ, "TRADECREDIT_API_LOG_LEVEL": "INFO"}
-    t_start = time.perf_counter()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "credit.cli", "serve", "--port", str(args.port)],
-        env=env,
-        stdout=log,
-        stderr=log,
-        cwd=ROOT,
-    )
-    http_rows: list[tuple[str, int, dict[str, Any]]] = []
-    try:
-        startup = wait_ready(args.port, "/readyz", proc, 120)
-        body = json.dumps({"firm_id": firm})
-        hdr = {"Content-Type": "application/json", "X-API-Key": key}
-        for conc in (1, 8):
-            r = run_load(args.port, "POST", "/v1/score", body, hdr, conc, args.seconds)
-            http_rows.append(("POST /v1/score by firm_id, 4 reasons, audited", conc, r))
-            print(f"  score c={conc}: {r}", flush=True)
-            h = run_load(args.port, "GET", "/healthz", "", {}, conc, args.seconds)
-            http_rows.append(("GET /healthz (hello-world route, same app)", conc, h))
-            print(f"  hello c={conc}: {h}", flush=True)
-        mem = rss_mb(proc.pid)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-    startup_note = f"{startup:.2f} s from process start to /readyz 200 (uvicorn, 1 worker)"
-    del t_start
-
-    if not args.no_mlflow_serve:
-        mport = args.port + 1
-        menv = {
-            **os.environ,
-            "MLFLOW_TRACKING_URI": s.tracking_uri,
-            # mlflow execs `uvicorn` from PATH and unpickles models.pyfunc from the checkout
-            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-            "PYTHONPATH": str(ROOT),
-        }
-        mproc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "mlflow",
-                "models",
-                "serve",
-                "-m",
-                "models:/tradecredit-pd@champion",
-                "-p",
-                str(mport),
-                "--env-manager",
-                "local",
-            ],
-            env=menv,
+    if "http" in sections:
+        upgrade(get_engine())
+        _, key = create_key(get_engine(), "bench", "lender")
+        env = {**os.environ, "TRADECREDIT_API_LOG_LEVEL": "INFO"}
+        t_start = time.perf_counter()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "credit.cli", "serve", "--port", str(args.port)],
+            env=env,
             stdout=log,
             stderr=log,
-            cwd=data_dir,
+            cwd=ROOT,
         )
+        http_rows: list[tuple[str, int, dict[str, Any]]] = []
         try:
-            wait_ready(mport, "/ping", mproc, 180)
-            vals = [None if (isinstance(v, float) and np.isnan(v)) else v for v in row[0].tolist()]
-            mbody = json.dumps(
-                {"dataframe_split": {"columns": model.feature_names, "data": [vals]}}
-            )
+            startup = wait_ready(args.port, "/readyz", proc, 120)
+            body = json.dumps({"firm_id": firm})
+            hdr = {"Content-Type": "application/json", "X-API-Key": key}
             for conc in (1, 8):
-                r = run_load(
-                    mport,
-                    "POST",
-                    "/invocations",
-                    mbody,
-                    {"Content-Type": "application/json"},
-                    conc,
-                    args.seconds,
-                )
-                http_rows.append(("mlflow models serve /invocations (PD only)", conc, r))
-                print(f"  mlflow c={conc}: {r}", flush=True)
-        except (RuntimeError, TimeoutError) as exc:
-            print(f"  mlflow models serve unavailable: {exc}")
+                r = run_load(args.port, "POST", "/v1/score", body, hdr, conc, args.seconds)
+                http_rows.append(("POST /v1/score by firm_id, 4 reasons, audited", conc, r))
+                print(f"  score c={conc}: {r}", flush=True)
+                h = run_load(args.port, "GET", "/healthz", "", {}, conc, args.seconds)
+                http_rows.append(("GET /healthz (hello-world route, same app)", conc, h))
+                print(f"  hello c={conc}: {h}", flush=True)
+            mem = rss_mb(proc.pid)
         finally:
-            mproc.terminate()
-            try:
-                mproc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                mproc.kill()
+            proc.terminate()
+            proc.wait(timeout=30)
+        startup_note = f"{startup:.2f} s from process start to /readyz 200 (uvicorn, 1 worker)"
+        del t_start
 
-    print(
-        f"\n## 2. HTTP on loopback, {args.seconds:.0f} s per run (load generator in another "
-        "process)"
-    )
-    print(
-        f"{'endpoint':50s} {'conc':>4s} {'req/s':>9s} {'p50 ms':>8s} {'p99 ms':>8s} {'errors':>6s}"
-    )
-    for name, conc, r in http_rows:
+        if not args.no_mlflow_serve:
+            mport = args.port + 1
+            menv = {
+                **os.environ,
+                "MLFLOW_TRACKING_URI": s.tracking_uri,
+                # mlflow execs `uvicorn` from PATH and unpickles models.pyfunc from the checkout
+                "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+                "PYTHONPATH": str(ROOT),
+            }
+            mproc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "mlflow",
+                    "models",
+                    "serve",
+                    "-m",
+                    "models:/tradecredit-pd@champion",
+                    "-p",
+                    str(mport),
+                    "--env-manager",
+                    "local",
+                ],
+                env=menv,
+                stdout=log,
+                stderr=log,
+                cwd=data_dir,
+            )
+            try:
+                wait_ready(mport, "/ping", mproc, 180)
+                vals = [
+                    None if (isinstance(v, float) and np.isnan(v)) else v for v in row[0].tolist()
+                ]
+                mbody = json.dumps(
+                    {"dataframe_split": {"columns": model.feature_names, "data": [vals]}}
+                )
+                for conc in (1, 8):
+                    r = run_load(
+                        mport,
+                        "POST",
+                        "/invocations",
+                        mbody,
+                        {"Content-Type": "application/json"},
+                        conc,
+                        args.seconds,
+                    )
+                    http_rows.append(("mlflow models serve /invocations (PD only)", conc, r))
+                    print(f"  mlflow c={conc}: {r}", flush=True)
+            except (RuntimeError, TimeoutError) as exc:
+                print(f"  mlflow models serve unavailable: {exc}")
+            finally:
+                mproc.terminate()
+                try:
+                    mproc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    mproc.kill()
+
         print(
-            f"{name:50s} {conc:4d} {r['rps']:9.1f} {r['p50']:8.2f} {r['p99']:8.2f} {r['errors']:6d}"
+            f"\n## 2. HTTP on loopback, {args.seconds:.0f} s per run (load generator in another "
+            "process)"
         )
-    by = {(nm.split()[0], c): r for nm, c, r in http_rows}
-    for conc in (1, 8):
-        sc = by.get(("POST", conc))
-        hw = by.get(("GET", conc))
-        ml = by.get(("mlflow", conc))
-        if sc and hw:
-            print(f"c={conc}: score / hello-world = {sc['rps'] / hw['rps']:.2f}", end="")
-            if ml and ml["rps"] > 0:
-                print(f"; score / mlflow models serve = {sc['rps'] / ml['rps']:.1f}x", end="")
-            print()
-    print(f"startup: {startup_note}; worker RSS after the runs: {mem:.0f} MiB")
-    sys.stdout.flush()
+        print(
+            f"{'endpoint':50s} {'conc':>4s} {'req/s':>9s} {'p50 ms':>8s} {'p99 ms':>8s} "
+            f"{'errors':>6s}"
+        )
+        for name, conc, r in http_rows:
+            print(
+                f"{name:50s} {conc:4d} {r['rps']:9.1f} {r['p50']:8.2f} {r['p99']:8.2f} "
+                f"{r['errors']:6d}"
+            )
+        by = {(nm.split()[0], c): r for nm, c, r in http_rows}
+        for conc in (1, 8):
+            sc = by.get(("POST", conc))
+            hw = by.get(("GET", conc))
+            ml = by.get(("mlflow", conc))
+            if sc and hw:
+                print(f"c={conc}: score / hello-world = {sc['rps'] / hw['rps']:.2f}", end="")
+                if ml and ml["rps"] > 0:
+                    print(f"; score / mlflow models serve = {sc['rps'] / ml['rps']:.1f}x", end="")
+                print()
+        print(f"startup: {startup_note}; worker RSS after the runs: {mem:.0f} MiB")
+        sys.stdout.flush()
 
     # 3. batch -----------------------------------------------------------------------------
-    import pandas as pd
+    if "batch" in sections:
+        import pandas as pd
 
-    names = model.feature_names
-    rng = np.random.default_rng(5)
-    B = rng.lognormal(0, 1, (args.batch_rows, len(names)))
-    B[rng.uniform(size=B.shape) < 0.1] = np.nan
-    frame = pd.DataFrame(B, columns=names)
-    frame.insert(0, "firm_id", [f"B{i}" for i in range(args.batch_rows)])
-    print(f"\n## 3. batch scoring of {args.batch_rows:,} firms (firms/s)")
-    res = {}
-    for label, fn in [
-        ("booster predict (raw, multi-threaded)", lambda: booster.predict(B, raw_score=True)),
-        ("score_frame without reasons", lambda: score_frame(model, frame, reasons=False)),
-        ("booster pred_contrib (multi-threaded)", lambda: booster.predict(B, pred_contrib=True)),
-        ("score_frame with 4 reasons", lambda: score_frame(model, frame, reasons=True)),
-    ]:
-        t0 = time.perf_counter()
-        fn()
-        dt = time.perf_counter() - t0
-        res[label] = args.batch_rows / dt
-        print(f"{label:45s} {res[label]:12,.0f}  ({dt:.2f} s)", flush=True)
-    plain, contrib = res["score_frame without reasons"], res["score_frame with 4 reasons"]
-    raw_p, raw_c = (
-        res["booster predict (raw, multi-threaded)"],
-        res["booster pred_contrib (multi-threaded)"],
-    )
-    print(f"without reasons / raw predict = {plain / raw_p:.2f}")
-    print(f"with reasons / raw pred_contrib = {contrib / raw_c:.2f}")
+        names = model.feature_names
+        rng = np.random.default_rng(5)
+        B = rng.lognormal(0, 1, (args.batch_rows, len(names)))
+        B[rng.uniform(size=B.shape) < 0.1] = np.nan
+        frame = pd.DataFrame(B, columns=names)
+        frame.insert(0, "firm_id", [f"B{i}" for i in range(args.batch_rows)])
+        print(f"\n## 3. batch scoring of {args.batch_rows:,} firms (firms/s)")
+        res = {}
+        for label, fn in [
+            ("booster predict (raw, multi-threaded)", lambda: booster.predict(B, raw_score=True)),
+            ("score_frame without reasons", lambda: score_frame(model, frame, reasons=False)),
+            (
+                "booster pred_contrib (multi-threaded)",
+                lambda: booster.predict(B, pred_contrib=True),
+            ),
+            ("score_frame with 4 reasons", lambda: score_frame(model, frame, reasons=True)),
+        ]:
+            t0 = time.perf_counter()
+            fn()
+            dt = time.perf_counter() - t0
+            res[label] = args.batch_rows / dt
+            print(f"{label:45s} {res[label]:12,.0f}  ({dt:.2f} s)", flush=True)
+        plain, contrib = res["score_frame without reasons"], res["score_frame with 4 reasons"]
+        raw_p, raw_c = (
+            res["booster predict (raw, multi-threaded)"],
+            res["booster pred_contrib (multi-threaded)"],
+        )
+        print(f"without reasons / raw predict = {plain / raw_p:.2f}")
+        print(f"with reasons / raw pred_contrib = {contrib / raw_c:.2f}")
     log.close()
     tmp.cleanup()
 
