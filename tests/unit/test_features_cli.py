@@ -126,3 +126,16 @@ def test_docs_features_md_is_up_to_date() -> None:
     assert path.read_text() == render_markdown(), (
         "docs/features.md is out of date: run `credit features describe`"
     )
+
+
+def test_monthly_spine_defaults_to_the_last_12_complete_months(
+    store: Path, tmp_path: Path, world: dict
+) -> None:
+    out = tmp_path / "monthly.parquet"
+    res = runner.invoke(app, ["features", "build", "--spine", "monthly", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    moments = sorted(pd.read_parquet(out)["as_of"].unique())
+    assert len(moments) == 12
+    last_event = world["payments"]["occurred_at"].max()
+    assert moments[-1] <= last_event + pd.Timedelta(days=1)
+    assert all(pd.Timestamp(m).day == 1 for m in moments)
