@@ -263,3 +263,23 @@ def test_contract_tables_are_what_the_engine_reads() -> None:
         con.execute(rt.create_table_sql())
     out = build(con, pd.DataFrame({"firm_id": ["F1"], "as_of": [T]}))
     assert out.shape == (1, 2 + len(feature_names()))
+
+
+def test_compute_many_equals_compute_item_by_item(sim_world: dict) -> None:
+    from features.pipeline import compute_many
+
+    pairs = _random_pairs(sim_world, 6, seed=33)
+    items = []
+    for firm, as_of in zip(pairs["firm_id"], pairs["as_of"], strict=True):
+        recs, firm_row = _records(sim_world, firm)
+        items.append((recs, as_of, firm_row))
+    # the same firm twice, once with its records and once with none: nothing is shared
+    items.append(({}, items[0][1], items[0][2]))
+    many = compute_many(items)
+    assert len(many) == len(items)
+    for item, got in zip(items, many, strict=True):
+        one = compute(*item)
+        for name in feature_names():
+            _assert_same([got[name]], [one[name]], name)
+    assert many[-1]["export_value_365d"] == 0 and many[-1]["n_payments_365d"] == 0
+    assert compute_many([]) == []
