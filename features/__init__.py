@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["build", "compute"]
+__all__ = ["build", "compute", "compute_many"]
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("build", "compute"):
+    if name in ("build", "compute", "compute_many"):
         from features import pipeline
 
         return getattr(pipeline, name)
