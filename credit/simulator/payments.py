@@ -111,7 +111,7 @@ def build_payments(rng: np.random.Generator, w: Latent, tr: Trade) -> tuple[Cols
     for half in (0, 1):
         day = np.where(half == 0, ms[ti[b2c]] + 14, ms[ti[b2c] + 1] - 1)
         due = day + 7 + 7 * slow_platform
-        hold = rng.gamma(2.5, (1.0 + 14.0 * sigmoid(-1.3 * h[b2c] - 1.2)) / 2.5)
+        hold = rng.gamma(4.0, (1.0 + 14.0 * sigmoid(-1.3 * h[b2c] - 1.2)) / 4.0)
         paid = unpaid_after_end(due + np.round(hold).astype(np.int64))
         amount = tr.b2c_sales[b2c] / 2 * rng.lognormal(0, 0.1, b2c.shape[0])
         parts.append(_part(SETTLEMENT, fi[b2c], amount, main_currency[fi[b2c]],
@@ -173,7 +173,7 @@ def build_payments(rng: np.random.Generator, w: Latent, tr: Trade) -> tuple[Cols
         h_due = w.health[fi_, np.minimum(cal.month_of(due), m_last)]
         cost_ratio = np.clip(0.70 - 0.05 * h_, 0.5, 0.92)
         mean_delay = 2.0 + 40.0 * sigmoid(-1.2 * h_due - 1.0)
-        delay = np.round(rng.gamma(4.0, mean_delay / 4.0) - 3.0).astype(np.int64)
+        delay = np.round(rng.gamma(6.0, mean_delay / 6.0) - 3.0).astype(np.int64)
         paid = unpaid_after_end(np.maximum(due + delay, day))
         amount = sales_ * cost_ratio * rng.lognormal(0, 0.1, sel.shape[0])
         parts.append(_part(SUPPLIER, fi_, amount, np.full(sel.shape[0], CNY),

@@ -49,15 +49,15 @@ PRODUCT_P = {  # by business model b2b, b2c, mixed
 }
 
 #: PD model (logit scale). Calibrated so about 4% of disbursed loans default.
-PD_INTERCEPT = -4.0
+PD_INTERCEPT = -4.2
 PD_HEALTH = -1.7
-PD_TREND = -0.3
+PD_TREND = -0.2
 PD_LEVERAGE = 0.35
-PD_IDIOSYNCRATIC_SD = 0.3
+PD_IDIOSYNCRATIC_SD = 0.25
 #: Health lost on the way to a default (reached at the first missed instalment).
 DISTRESS_DEPTH = 2.4
 #: Health process.
-AR_PHI, AR_SIGMA = 0.92, 0.22
+AR_PHI, AR_SIGMA = 0.94, 0.19
 MACRO_PHI, MACRO_SIGMA = 0.8, 0.08
 #: Sales respond to health with this elasticity (log scale).
 SALES_HEALTH = 0.3
