@@ -115,6 +115,7 @@ def log_training(
 
     from models.plots import write_plots
     from models.pyfunc import TradeCreditPD
+    from models.report import log_report, log_run_extras
 
     configure(tracking_uri)
     model = report.model
@@ -173,6 +174,8 @@ def log_training(
         mlflow.log_artifact(str(t / "oot.parquet"), "evaluation")
         for f in write_plots(report, t / "plots"):
             mlflow.log_artifact(str(f), "plots")
+        # Data summary, monitoring baseline, evaluation predictions (models/report.py).
+        log_run_extras(report)
         # The model: bundle + pyfunc wrapper.
         model.run_id = run.info.run_id
         model.metadata.update(
@@ -213,6 +216,8 @@ def log_training(
         c.set_model_version_tag(MODEL_NAME, version, "catalog_version", tags["catalog_version"])
         c.set_model_version_tag(MODEL_NAME, version, "trained_at", report.trained_at)
         c.set_model_version_tag(MODEL_NAME, version, "dataset_sha256", tags["dataset_sha256"])
+    # The model report (report.html), compared with the champion before any promotion.
+    log_report(run_id, version, model, tracking_uri)
     card_run = None
     if report.scorecard is not None:
         with (

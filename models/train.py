@@ -24,6 +24,8 @@ from credit.scoring import MODEL_NAME, ScoringModel
 from models.calibrate import choose_calibrator
 from models.dataset import TrainingData
 from models.evaluate import evaluate, metrics
+from models.monitor import build_baseline
+from models.report import summarize_data
 from models.scorecard import ScorecardModel, fit_scorecard
 from models.splits import stratified_folds, stratified_holdout, time_split
 
@@ -274,6 +276,10 @@ class TrainReport:
     eval_ids: pd.Series | None = None
     seconds: dict[str, float] = field(default_factory=dict)
     trained_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+    #: the development population's score and feature distributions (models/monitor.py)
+    baseline: dict[str, Any] = field(default_factory=dict)
+    #: rows, outcomes and default rate by period of the training table (models/report.py)
+    data_summary: dict[str, Any] = field(default_factory=dict)
 
 
 def _segments(
@@ -385,6 +391,8 @@ def train_time_split(
         },
         eval_ids=data.ids.iloc[split.oot].reset_index(drop=True) if data.ids is not None else None,
         seconds=secs,
+        baseline=build_baseline(model, data.X[np.concatenate([split.train, split.validation])]),
+        data_summary=summarize_data(data),
     )
 
 
@@ -498,4 +506,6 @@ def train_cv(
         split={"folds": k, "inner_validation_fraction": inner, "seed": seed},
         eval_ids=data.ids.iloc[lab].reset_index(drop=True) if data.ids is not None else None,
         seconds=secs,
+        baseline=build_baseline(model, data.X[lab]),
+        data_summary=summarize_data(data),
     )

@@ -1,0 +1,651 @@
+"""Drift monitoring: the population scored since a date against the model's training baseline.
+
+At training time :func:`build_baseline` summarises the development population of a model: the
+bin edges and proportions of its score and of every feature (``monitoring/baseline.json`` in the
+model's MLflow run). :func:`compare` bins a scored population with the *same* edges and
+computes the population stability index (PSI) of the score and of each feature, the grade
+distribution shift and, when outcomes are known, the default rate by grade against the PDs
+predicted. :func:`monitor` reads the decisions audit log and does this per model version.
+
+PSI of proportions ``e`` (baseline) and ``a`` (actual) over the same bins::
+
+    PSI = sum_i (a_i - e_i) * ln(a_i / e_i)
+
+with empty bins floored at ``1e-4`` so that the logarithm stays finite. Conventional reading:
+below 0.1 stable, 0.1 to 0.25 worth a look (``warn``), above 0.25 shifted (``alert``).
+
+Examples
+--------
+>>> round(psi([0.5, 0.5], [0.4, 0.6]), 6)
+0.040547
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import numpy.typing as npt
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+    from credit.scoring import ScoringModel
+
+BASELINE_ARTIFACT = "monitoring/baseline.json"
+BASELINE_FORMAT = 1
+PSI_WARN = 0.1
+PSI_ALERT = 0.25
+PSI_FLOOR = 1e-4
+MISSING = "missing"
+
+
+# ---------------------------------------------------------------------------------------------
+# PSI and binned distributions
+# ---------------------------------------------------------------------------------------------
+
+
+def psi(expected: Sequence[float] | npt.ArrayLike, actual: Sequence[float] | npt.ArrayLike,
+        floor: float = PSI_FLOOR) -> float:  # fmt: skip
+    """Population stability index between two vectors of bin proportions.
+
+    Parameters
+    ----------
+    expected : baseline proportions (sum to 1).
+    actual : proportions of the population monitored, over the same bins.
+    floor : proportions below it are raised to it (an empty bin would make the log infinite).
+
+    Raises
+    ------
+    ValueError
+        When the two vectors differ in length or are empty.
+    """
+    e = np.asarray(expected, dtype=np.float64)
+    a = np.asarray(actual, dtype=np.float64)
+    if e.shape != a.shape or e.size == 0:
+        raise ValueError(f"PSI needs two proportion vectors of one length, got {e.shape} {a.shape}")
+    e, a = np.clip(e, floor, None), np.clip(a, floor, None)
+    return float(np.sum((a - e) * np.log(a / e)))
+
+
+def status(value: float, warn: float = PSI_WARN, alert: float = PSI_ALERT) -> str:
+    """``ok``, ``warn`` or ``alert`` for a PSI value (``n/a`` when it is not finite)."""
+    if not math.isfinite(value):
+        return "n/a"
+    if value >= alert:
+        return "alert"
+    if value >= warn:
+        return "warn"
+    return "ok"
+
+
+@dataclass(frozen=True)
+class Bins:
+    """Bin edges of one variable and its baseline proportions.
+
+    ``kind="numeric"``: ``edges`` are interior cut points; bin ``i`` holds
+    ``edges[i-1] <= v < edges[i]`` (the first is open below, the last open above).
+    ``kind="categorical"``: one bin per category code ``0..len(labels)-1``.
+    Either way a last bin holds missing values (NaN), so ``len(proportions)`` is the number of
+    value bins plus one.
+    """
+
+    kind: str
+    edges: tuple[float, ...] = ()
+    labels: tuple[str, ...] = ()
+    proportions: tuple[float, ...] = ()
+
+    def counts(self, values: npt.ArrayLike) -> npt.NDArray[np.int64]:
+        """Number of ``values`` per bin (missing last)."""
+        v = np.asarray(values, dtype=np.float64)
+        miss = np.isnan(v)
+        if self.kind == "numeric":
+            k = len(self.edges) + 1
+            idx = np.searchsorted(np.asarray(self.edges), v[~miss], side="right")
+        else:
+            k = len(self.labels)
+            codes = v[~miss].astype(np.int64)
+            unseen = (codes < 0) | (codes >= k)
+            idx = codes[~unseen]
+            miss = miss.copy()
+            miss[np.flatnonzero(~miss)[unseen]] = True
+        out = np.zeros(k + 1, dtype=np.int64)
+        out[:k] = np.bincount(idx, minlength=k)[:k]
+        out[k] = int(miss.sum())
+        return out
+
+    def shares(self, values: npt.ArrayLike) -> npt.NDArray[np.float64]:
+        """Proportion of ``values`` per bin (zeros when there are no values)."""
+        c = self.counts(values).astype(np.float64)
+        total = c.sum()
+        out: npt.NDArray[np.float64] = c / total if total else c
+        return out
+
+    def bin_labels(self) -> list[str]:
+        """Human-readable bin names, missing last."""
+        if self.kind == "categorical":
+            return [*self.labels, MISSING]
+        e = [f"{x:.4g}" for x in self.edges]
+        if not e:
+            return ["all", MISSING]
+        return [f"< {e[0]}", *[f"[{a}, {b})" for a, b in zip(e, e[1:], strict=False)],
+                f">= {e[-1]}", MISSING]  # fmt: skip
+
+    def psi(self, values: npt.ArrayLike) -> float:
+        """PSI of ``values`` against the baseline proportions (NaN when there are no values)."""
+        if np.asarray(values).size == 0:
+            return math.nan
+        return psi(self.proportions, self.shares(values))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "edges": [float(x) for x in self.edges],
+            "labels": list(self.labels),
+            "proportions": [float(x) for x in self.proportions],
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Bins:
+        kind = str(d["kind"])
+        if kind not in ("numeric", "categorical"):
+            raise ValueError(f"unknown bin kind {kind!r}")
+        b = cls(
+            kind=kind,
+            edges=tuple(float(x) for x in d.get("edges", ())),
+            labels=tuple(str(x) for x in d.get("labels", ())),
+            proportions=tuple(float(x) for x in d.get("proportions", ())),
+        )
+        expected = (len(b.edges) + 2) if kind == "numeric" else (len(b.labels) + 1)
+        if len(b.proportions) != expected:
+            raise ValueError(
+                f"{kind} bins with {len(b.edges)} edges / {len(b.labels)} labels need "
+                f"{expected} proportions, got {len(b.proportions)}"
+            )
+        return b
+
+
+def fit_bins(values: npt.ArrayLike, bins: int = 10, labels: Sequence[str] | None = None) -> Bins:
+    """Baseline bins of one variable: quantile edges (numeric) or one bin per category.
+
+    Quantile edges that coincide (counts, flags, heavy ties) are merged, so a flag gets two
+    value bins and a constant one.
+
+    >>> b = fit_bins([1.0, 2.0, 3.0, 4.0], bins=2)
+    >>> b.edges, b.proportions
+    ((2.5,), (0.5, 0.5, 0.0))
+    """
+    v = np.asarray(values, dtype=np.float64)
+    if labels is not None:
+        b = Bins("categorical", labels=tuple(str(x) for x in labels))
+    else:
+        finite = v[np.isfinite(v)]
+        edges: tuple[float, ...] = ()
+        if finite.size:
+            qs = np.quantile(finite, np.linspace(0, 1, bins + 1)[1:-1])
+            edges = tuple(float(x) for x in np.unique(qs))
+            # A cut equal to the minimum leaves its lower bin empty: drop it.
+            edges = tuple(x for x in edges if x > float(finite.min()))
+        b = Bins("numeric", edges=edges)
+    shares = b.shares(v)
+    return Bins(b.kind, b.edges, b.labels, tuple(float(x) for x in shares))
+
+
+# ---------------------------------------------------------------------------------------------
+# the baseline of a model
+# ---------------------------------------------------------------------------------------------
+
+
+def build_baseline(
+    model: ScoringModel,
+    X: npt.ArrayLike,
+    population: str = "development",
+    bins: int = 10,
+) -> dict[str, Any]:
+    """The baseline distributions of a model: score, grade and every feature.
+
+    Parameters
+    ----------
+    model : the model (its scale, feature names and categories are used).
+    X : the development feature matrix (columns = ``model.feature_names``).
+    population : what ``X`` is, recorded for the reader.
+    bins : quantile bins for numeric variables.
+    """
+    arr = np.asarray(X, dtype=np.float64)
+    s = model.predict(arr)
+    grades = model.scale.grades
+    g = np.asarray(s.grade).astype(str)
+    feats = {
+        name: fit_bins(arr[:, j], bins, model.categories.get(name)).to_dict()
+        for j, name in enumerate(model.feature_names)
+    }
+    return {
+        "format": BASELINE_FORMAT,
+        "population": population,
+        "rows": int(arr.shape[0]),
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "score": fit_bins(s.score.astype(np.float64), bins).to_dict(),
+        "mean_pd": float(np.mean(s.pd)) if len(s) else math.nan,
+        "grades": {k: float(np.mean(g == k)) if len(g) else 0.0 for k in grades},
+        "features": feats,
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# comparing a population with the baseline
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class DriftResult:
+    """What :func:`compare` found for one model version."""
+
+    model_version: str
+    rows: int
+    score_psi: float
+    psi: pd.DataFrame  # variable, kind, psi, status (score first, then features by PSI)
+    grades: pd.DataFrame  # grade, baseline share, current share, change
+    migration: pd.DataFrame  # first grade x last grade of firms scored more than once
+    outcomes: pd.DataFrame  # grade, n, defaults, default_rate, mean_pd, lower, upper, status
+    warn: float = PSI_WARN
+    alert: float = PSI_ALERT
+    score_bins: pd.DataFrame | None = None
+
+    @property
+    def alerts(self) -> list[str]:
+        """Variables whose PSI crosses the alert threshold."""
+        return [str(v) for v in self.psi.loc[self.psi["status"] == "alert", "variable"]]
+
+    @property
+    def warnings(self) -> list[str]:
+        return [str(v) for v in self.psi.loc[self.psi["status"] == "warn", "variable"]]
+
+
+def compare(
+    baseline: Mapping[str, Any],
+    model: ScoringModel,
+    X: npt.ArrayLike,
+    scores: npt.ArrayLike | None = None,
+    grades: Sequence[str] | npt.ArrayLike | None = None,
+    firm_ids: Sequence[str] | None = None,
+    times: Sequence[Any] | None = None,
+    outcomes: npt.ArrayLike | None = None,
+    pds: npt.ArrayLike | None = None,
+    warn: float = PSI_WARN,
+    alert: float = PSI_ALERT,
+) -> DriftResult:
+    """PSI of the score and every feature, grade shift and migration, outcomes by grade.
+
+    Parameters
+    ----------
+    baseline : what :func:`build_baseline` wrote for ``model``.
+    model : the model that scored the population.
+    X : the population's feature matrix (``model.feature_names`` order).
+    scores, grades, pds : as recorded (default: recomputed with ``model``).
+    firm_ids, times : per row, for the grade migration of firms scored more than once.
+    outcomes : 1 default, 0 none, -1 or NaN unknown; per row.
+    warn, alert : PSI thresholds.
+
+    Raises
+    ------
+    ValueError
+        When the thresholds are not ``0 < warn <= alert`` or the baseline lacks a feature.
+    """
+    import pandas as pd
+
+    if not 0 < warn <= alert:
+        raise ValueError(f"PSI thresholds must satisfy 0 < warn <= alert, got {warn}, {alert}")
+    arr = np.asarray(X, dtype=np.float64)
+    if scores is None or grades is None or pds is None:
+        s = model.predict(arr)
+        scores = s.score if scores is None else scores
+        grades = s.grade if grades is None else grades
+        pds = s.pd if pds is None else pds
+    sc = np.asarray(scores, dtype=np.float64)
+    gr = np.asarray(grades).astype(str)
+    pdv = np.asarray(pds, dtype=np.float64)
+    feats = baseline.get("features", {})
+    absent = [f for f in model.feature_names if f not in feats]
+    if absent:
+        raise ValueError(f"the baseline has no distribution for {', '.join(absent[:5])}")
+    score_bins = Bins.from_dict(baseline["score"])
+    rows = [
+        {"variable": "score", "kind": "score", "psi": score_bins.psi(sc)},
+        *[
+            {
+                "variable": name,
+                "kind": feats[name]["kind"],
+                "psi": Bins.from_dict(feats[name]).psi(arr[:, j]),
+            }
+            for j, name in enumerate(model.feature_names)
+        ],
+    ]
+    table = pd.DataFrame(rows)
+    table["status"] = [status(v, warn, alert) for v in table["psi"]]
+    head, rest = table.iloc[:1], table.iloc[1:].sort_values("psi", ascending=False)
+    table = pd.concat([head, rest], ignore_index=True)
+    sb = pd.DataFrame(
+        {
+            "bin": score_bins.bin_labels(),
+            "baseline": list(score_bins.proportions),
+            "current": list(score_bins.shares(sc)),
+        }
+    )
+    return DriftResult(
+        model_version=str(baseline.get("model_version", model.version or "")),
+        rows=int(arr.shape[0]),
+        score_psi=float(table["psi"].iloc[0]),
+        psi=table,
+        grades=grade_shift(baseline.get("grades", {}), gr, model.scale.grades),
+        migration=grade_migration(firm_ids, times, gr, model.scale.grades),
+        outcomes=outcomes_by_grade(gr, pdv, outcomes, model.scale.grades),
+        warn=warn,
+        alert=alert,
+        score_bins=sb,
+    )
+
+
+def grade_shift(
+    baseline: Mapping[str, float], grades: npt.ArrayLike, order: Sequence[str]
+) -> pd.DataFrame:
+    """Share of each grade in the baseline and now."""
+    import pandas as pd
+
+    g = np.asarray(grades).astype(str)
+    cur = [float(np.mean(g == k)) if g.size else 0.0 for k in order]
+    base = [float(baseline.get(k, 0.0)) for k in order]
+    return pd.DataFrame(
+        {
+            "grade": list(order),
+            "baseline": base,
+            "current": cur,
+            "change": [c - b for b, c in zip(base, cur, strict=True)],
+        }
+    )
+
+
+def grade_migration(
+    firm_ids: Sequence[str] | None,
+    times: Sequence[Any] | None,
+    grades: npt.ArrayLike,
+    order: Sequence[str],
+) -> pd.DataFrame:
+    """Firms scored more than once: count by first grade (rows) and latest grade (columns)."""
+    import pandas as pd
+
+    empty = pd.DataFrame(0, index=pd.Index(list(order), name="first"), columns=list(order))
+    if firm_ids is None or times is None or len(firm_ids) == 0:
+        return empty
+    df = pd.DataFrame(
+        {
+            "firm": list(firm_ids),
+            "t": pd.to_datetime(list(times), utc=True),
+            "g": np.asarray(grades),
+        }
+    ).sort_values(["firm", "t"], kind="stable")
+    grouped = df.groupby("firm")["g"]
+    pairs = pd.DataFrame({"first": grouped.first(), "last": grouped.last(), "n": grouped.size()})
+    pairs = pairs[pairs["n"] > 1]
+    if pairs.empty:
+        return empty
+    m = pd.crosstab(pairs["first"], pairs["last"]).reindex(index=order, columns=order, fill_value=0)
+    m.index.name = "first"
+    return m.astype(int)
+
+
+def outcomes_by_grade(
+    grades: npt.ArrayLike,
+    pds: npt.ArrayLike,
+    outcomes: npt.ArrayLike | None,
+    order: Sequence[str],
+) -> pd.DataFrame:
+    """Observed default rate by grade against the mean PD predicted, where outcomes are known.
+
+    ``lower``/``upper`` bound a 95% normal interval of the default rate the mean PD predicts
+    for that many loans; ``status`` is ``above``/``below`` when the observed rate falls outside.
+    """
+    import pandas as pd
+
+    cols = ["grade", "n", "defaults", "default_rate", "mean_pd", "lower", "upper", "status"]
+    if outcomes is None:
+        return pd.DataFrame(columns=cols)
+    y = np.asarray(outcomes, dtype=np.float64)
+    known = np.isfinite(y) & (y >= 0)
+    g = np.asarray(grades).astype(str)[known]
+    p = np.asarray(pds, dtype=np.float64)[known]
+    yy = y[known]
+    rows = []
+    for k in order:
+        sel = g == k
+        n = int(sel.sum())
+        if n == 0:
+            continue
+        mp = float(p[sel].mean())
+        rate = float(yy[sel].mean())
+        half = 1.96 * math.sqrt(max(mp * (1 - mp), 1e-12) / n)
+        lo, hi = max(0.0, mp - half), min(1.0, mp + half)
+        st = "above" if rate > hi else "below" if rate < lo else "ok"
+        rows.append([k, n, int(yy[sel].sum()), rate, mp, lo, hi, st])
+    return pd.DataFrame(rows, columns=cols)
+
+
+# ---------------------------------------------------------------------------------------------
+# reading the audit log and the registry
+# ---------------------------------------------------------------------------------------------
+
+
+def load_decisions(since: datetime, engine: Any = None) -> pd.DataFrame:
+    """Decisions recorded at or after ``since`` (all tenants), oldest first."""
+    import pandas as pd
+    import sqlalchemy as sa
+
+    from api.audit import decisions
+    from credit.db import get_engine
+
+    eng = engine or get_engine()
+    since = since if since.tzinfo else since.replace(tzinfo=UTC)
+    cols = [
+        decisions.c.decision_id, decisions.c.tenant, decisions.c.firm_id, decisions.c.as_of,
+        decisions.c.features, decisions.c.pd, decisions.c.score, decisions.c.grade,
+        decisions.c.model_version, decisions.c.scored_at,
+    ]  # fmt: skip
+    q = sa.select(*cols).where(decisions.c.scored_at >= since).order_by(decisions.c.scored_at)
+    with eng.connect() as conn:
+        rows = conn.execute(q).mappings().all()
+    return pd.DataFrame([dict(r) for r in rows], columns=[c.name for c in cols])
+
+
+def attach_outcomes(frame: pd.DataFrame, store: str | Path, days: int = 31) -> pd.Series:
+    """Outcome of the first loan the firm applied for within ``days`` after each decision.
+
+    1 defaulted, 0 repaid, NaN unknown (no such loan, or its outcome is not in yet).
+    """
+    import duckdb
+    import pandas as pd
+
+    out = pd.Series(np.nan, index=frame.index, dtype="float64")
+    if frame.empty or not Path(store).exists():
+        return out
+    con = duckdb.connect(str(store), read_only=True)
+    try:
+        tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables")
+                  .fetchall()}  # fmt: skip
+        if "loans" not in tables:
+            return out
+        ids = sorted(set(frame["firm_id"].astype(str)))
+        loans = con.execute(
+            "SELECT firm_id, applied_at, defaulted FROM loans WHERE firm_id IN "
+            "(SELECT unnest(?)) ORDER BY applied_at",
+            [ids],
+        ).df()
+    finally:
+        con.close()
+    if loans.empty:
+        return out
+    loans["applied_at"] = pd.to_datetime(loans["applied_at"])
+    by_firm = {f: g for f, g in loans.groupby("firm_id")}
+    as_of = pd.to_datetime(frame["as_of"], utc=True).dt.tz_localize(None)
+    for i, (firm, t) in enumerate(zip(frame["firm_id"].astype(str), as_of, strict=True)):
+        g = by_firm.get(firm)
+        if g is None:
+            continue
+        hit = g[(g["applied_at"] >= t) & (g["applied_at"] < t + pd.Timedelta(days=days))]
+        if len(hit) and pd.notna(hit["defaulted"].iloc[0]):
+            out.iloc[i] = float(bool(hit["defaulted"].iloc[0]))
+    return out
+
+
+def load_baseline(version: str, tracking_uri: str | None = None) -> dict[str, Any]:
+    """The baseline a registered model version logged at training time.
+
+    Raises
+    ------
+    FileNotFoundError
+        When the version's run has no ``monitoring/baseline.json`` (trained before it existed).
+    """
+    import tempfile
+
+    from mlflow.artifacts import download_artifacts
+
+    from credit.scoring import MODEL_NAME
+    from models import registry
+
+    uri = registry.configure(tracking_uri)
+    c = registry.client(uri)
+    mv = c.get_model_version(MODEL_NAME, str(version))
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            path = download_artifacts(
+                run_id=mv.run_id, artifact_path=BASELINE_ARTIFACT, dst_path=tmp, tracking_uri=uri
+            )
+        except Exception as exc:  # mlflow raises several types for an absent artifact
+            raise FileNotFoundError(
+                f"version {version} (run {mv.run_id}) has no {BASELINE_ARTIFACT}: retrain it "
+                "to monitor it"
+            ) from exc
+        out: dict[str, Any] = json.loads(Path(path).read_text())
+    out["model_version"] = str(version)
+    return out
+
+
+@dataclass
+class MonitorReport:
+    since: datetime
+    decisions: int
+    results: list[DriftResult] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)  # version -> why
+
+    @property
+    def alert(self) -> bool:
+        return any(r.alerts for r in self.results)
+
+    @property
+    def score_psi(self) -> float:
+        """Score PSI of the version that scored the most decisions (NaN without any)."""
+        if not self.results:
+            return math.nan
+        return max(self.results, key=lambda r: r.rows).score_psi
+
+
+def monitor(
+    since: datetime,
+    warn: float = PSI_WARN,
+    alert: float = PSI_ALERT,
+    engine: Any = None,
+    store: str | Path | None = None,
+    tracking_uri: str | None = None,
+    outcome_days: int = 31,
+) -> MonitorReport:
+    """Compare the decisions since ``since`` with the baseline of the version that made them."""
+    import tempfile
+
+    import pandas as pd
+
+    from credit.scoring import MODEL_NAME, ScoringModel
+    from credit.settings import get_settings
+
+    frame = load_decisions(since, engine)
+    rep = MonitorReport(since=since, decisions=len(frame))
+    if frame.empty:
+        return rep
+    store = store or get_settings().store_path
+    frame["outcome"] = attach_outcomes(frame, store, outcome_days)
+    cache = Path(tempfile.mkdtemp(prefix="monitor-"))
+    for version, part in frame.groupby("model_version", sort=True):
+        v = str(version)
+        if not v.isdigit():
+            rep.skipped[v] = "not a registered version"
+            continue
+        try:
+            base = load_baseline(v, tracking_uri)
+            model = ScoringModel.load(
+                f"models:/{MODEL_NAME}/{v}", tracking_uri=tracking_uri, cache_dir=cache
+            )
+        except (FileNotFoundError, RuntimeError, ValueError) as exc:
+            rep.skipped[v] = str(exc)
+            continue
+        feats = pd.DataFrame(list(part["features"]))
+        X = model.encode(feats)
+        rep.results.append(
+            compare(
+                base,
+                model,
+                X,
+                scores=part["score"].to_numpy(dtype=np.float64),
+                grades=part["grade"].astype(str).to_numpy(),
+                pds=part["pd"].to_numpy(dtype=np.float64),
+                firm_ids=part["firm_id"].astype(str).tolist(),
+                times=part["as_of"].tolist(),
+                outcomes=part["outcome"].to_numpy(dtype=np.float64),
+                warn=warn,
+                alert=alert,
+            )
+        )
+    return rep
+
+
+# ---------------------------------------------------------------------------------------------
+# the latest score PSI, for /metrics
+# ---------------------------------------------------------------------------------------------
+
+
+def latest_path(data_dir: str | Path | None = None) -> Path:
+    """Where ``credit monitor`` leaves its latest figures (read by the service's /metrics)."""
+    if data_dir is None:
+        from credit.settings import get_settings
+
+        data_dir = get_settings().data_dir
+    return Path(data_dir) / "monitoring" / "latest.json"
+
+
+def write_latest(rep: MonitorReport, data_dir: str | Path | None = None) -> Path:
+    """Record the latest score PSI per version (atomically replaced)."""
+    p = latest_path(data_dir)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    body = {
+        "computed_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "since": rep.since.isoformat(),
+        "decisions": rep.decisions,
+        "score_psi": rep.score_psi if math.isfinite(rep.score_psi) else None,
+        "by_version": {r.model_version: r.score_psi for r in rep.results},
+        "alert": rep.alert,
+    }
+    tmp = p.with_suffix(".tmp")
+    tmp.write_text(json.dumps(body, indent=1))
+    tmp.replace(p)
+    return p
+
+
+def read_latest_score_psi(data_dir: str | Path | None = None) -> float:
+    """The score PSI of the last ``credit monitor`` run (NaN when there was none)."""
+    try:
+        v = json.loads(latest_path(data_dir).read_text()).get("score_psi")
+    except (OSError, ValueError):
+        return math.nan
+    return float(v) if isinstance(v, int | float) else math.nan
