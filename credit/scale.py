@@ -78,6 +78,9 @@ class ScoreScale:
             raise ValueError(f"scale.bands upper PD bounds must increase strictly: {bounds}")
         # Normalise (lists from YAML/JSON) into hashable tuples.
         object.__setattr__(self, "bands", tuple((str(g), float(b)) for g, b in self.bands))
+        # Precomputed for the scoring hot path.
+        object.__setattr__(self, "_upper", np.array([b for _, b in self.bands[:-1]], dtype=float))
+        object.__setattr__(self, "_letters", np.asarray([g for g, _ in self.bands], dtype=np.str_))
 
     @property
     def factor(self) -> float:
@@ -109,10 +112,14 @@ class ScoreScale:
 
     def grade(self, pd: npt.ArrayLike) -> npt.NDArray[np.str_]:
         """Grade letters for PDs."""
-        p = np.asarray(pd, dtype=np.float64)
-        upper = np.array([b for _, b in self.bands[:-1]], dtype=np.float64)
-        idx = np.searchsorted(upper, p, side="right")
-        return np.asarray(self.grades, dtype=np.str_)[idx]
+        idx = np.searchsorted(self._upper, pd, side="right")  # type: ignore[attr-defined]
+        out: npt.NDArray[np.str_] = self._letters[idx]  # type: ignore[attr-defined]
+        return out
+
+    def score_from_logit(self, logit_pd: npt.NDArray[np.float64]) -> npt.NDArray[np.int64]:
+        """Whole-point scores from the log-odds of default (skips the PD round trip)."""
+        s = np.clip(self.offset - self.factor * logit_pd, self.min_score, self.max_score)
+        return np.rint(s).astype(np.int64)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

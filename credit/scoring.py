@@ -316,8 +316,11 @@ class ScoringModel:
         return out
 
     def _scores_from_raw(self, raw: FloatArray) -> Scores:
-        p = self.calibrator(raw)
-        return Scores(pd=p, score=self.scale.score_int(p), grade=self.scale.grade(p), raw=raw)
+        logit = self.calibrator.logit(raw)
+        p = _sigmoid(logit)
+        return Scores(
+            pd=p, score=self.scale.score_from_logit(logit), grade=self.scale.grade(p), raw=raw
+        )
 
     def predict(self, X: npt.ArrayLike) -> Scores:
         """Calibrated PD, score and grade for each row of ``X``."""
@@ -523,9 +526,13 @@ def _parse_models_uri(uri: str) -> tuple[str, str]:
 
 
 def _download(name: str, ref: str, tracking_uri: str, cache: Path) -> tuple[str, str | None, Path]:
+    import os
+
     from mlflow.artifacts import download_artifacts
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
+
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
     client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
     try:
@@ -549,9 +556,10 @@ def _download(name: str, ref: str, tracking_uri: str, cache: Path) -> tuple[str,
         if tmp.exists():
             shutil.rmtree(tmp)
         tmp.mkdir(parents=True)
-        download_artifacts(
-            artifact_uri=f"models:/{name}/{version}", dst_path=str(tmp), tracking_uri=tracking_uri
-        )
+        # Resolve the version's storage location through this client: a bare models:/ URI
+        # would be resolved against MLflow's process-wide registry URI instead.
+        source = client.get_model_version_download_uri(name, version)
+        download_artifacts(artifact_uri=source, dst_path=str(tmp), tracking_uri=tracking_uri)
         if _find_bundle(tmp) is None:
             raise ModelUnavailableError(f"models:/{name}/{version} holds no scoring bundle")
         if target.exists():
