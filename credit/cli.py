@@ -76,6 +76,13 @@ from credit.commands import train as _train  # noqa: E402
 app.command("train")(_train.train)
 app.command("promote")(_train.promote)
 app.command("models")(_train.models_cmd)
+from credit.commands import backtest as _backtest  # noqa: E402
+from credit.commands import monitor as _monitor  # noqa: E402
+from credit.commands import report as _report  # noqa: E402
+
+app.command("report")(_report.report)
+app.command("monitor")(_monitor.monitor)
+app.command("backtest")(_backtest.backtest)
 
 
 def main() -> None:  # pragma: no cover - console entry point alias

@@ -649,3 +649,68 @@ def read_latest_score_psi(data_dir: str | Path | None = None) -> float:
     except (OSError, ValueError):
         return math.nan
     return float(v) if isinstance(v, int | float) else math.nan
+
+
+# ---------------------------------------------------------------------------------------------
+# the HTML report of a monitoring run
+# ---------------------------------------------------------------------------------------------
+
+
+def render_html(rep: MonitorReport) -> str:
+    """A self-contained HTML page (inlined PNG, no external reference) of a monitoring run."""
+    import html
+
+    from models.plots import _plt
+    from models.report import _img, _png, _table
+
+    plt = _plt()
+    parts = [
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
+        "<title>tradecredit drift monitoring</title><style>",
+        "body{font-family:system-ui,sans-serif;max-width:1100px;margin:2rem auto;padding:0 1rem}",
+        "table{border-collapse:collapse;font-size:.88rem;margin:.5rem 0 1rem}",
+        "th,td{border:1px solid #dde3ee;padding:.2rem .5rem}td.num{text-align:right}",
+        ".alert{color:#b00020;font-weight:600}.warn{color:#a15c00}img{max-width:100%}",
+        "</style></head><body>",
+        "<h1>Drift monitoring</h1>",
+        f"<p>Decisions since {html.escape(rep.since.isoformat())}: {rep.decisions}. "
+        f"Generated {datetime.now(UTC).isoformat(timespec='seconds')}.</p>",
+    ]
+    verdict = "alert" if rep.alert else "ok"
+    parts.append(f"<p class='{verdict}'>Overall: {verdict.upper()}</p>")
+    for v, why in rep.skipped.items():
+        parts.append(f"<p class='warn'>Version {html.escape(v)} not monitored: "
+                     f"{html.escape(why)}</p>")  # fmt: skip
+    for r in rep.results:
+        parts.append(f"<section id='version-{html.escape(r.model_version)}'>")
+        parts.append(
+            f"<h2>Model version {html.escape(r.model_version)}: {r.rows} decisions, "
+            f"score PSI {r.score_psi:.4f}</h2>"
+            f"<p>Thresholds: warn {r.warn}, alert {r.alert}. Alerts: "
+            f"{html.escape(', '.join(r.alerts) or 'none')}; warnings: "
+            f"{html.escape(', '.join(r.warnings) or 'none')}.</p>"
+        )
+        if r.score_bins is not None:
+            fig, ax = plt.subplots(figsize=(8, 3.2))
+            x = np.arange(len(r.score_bins))
+            ax.bar(x - 0.2, r.score_bins["baseline"], 0.4, label="training baseline")
+            ax.bar(x + 0.2, r.score_bins["current"], 0.4, label="scored since")
+            ax.set_xticks(x)
+            ax.set_xticklabels(r.score_bins["bin"], rotation=45, ha="right", fontsize=7)
+            ax.set(ylabel="share", title="Score distribution")
+            ax.legend()
+            parts.append(_img(_png(fig), "score distribution"))
+        parts.append("<h3>PSI by variable</h3>" + _table(r.psi))
+        parts.append("<h3>Grade distribution</h3>" + _table(r.grades))
+        parts.append("<h3>Grade migration (firms scored more than once: first to latest)</h3>")
+        parts.append(_table(r.migration, index=True))
+        parts.append("<h3>Default rate by grade against predicted PD</h3>")
+        parts.append(
+            _table(r.outcomes)
+            if not r.outcomes.empty
+            else "<p>No outcomes yet for these decisions (no matching loans with a known "
+            "outcome in the record store).</p>"
+        )
+        parts.append("</section>")
+    parts.append("</body></html>")
+    return "\n".join(parts)

@@ -1,0 +1,140 @@
+"""``credit monitor``: drift of the population scored since a date against the training baseline.
+
+Exits 1 when the PSI of the score or of any feature crosses the alert threshold, so that a
+scheduler can page someone; 0 otherwise (also when nothing was scored).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+
+def _since(value: str) -> datetime:
+    try:
+        dt = datetime.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(f"expected a date like 2025-06-01, got {value!r}") from None
+    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
+
+
+def monitor(
+    since: Annotated[
+        str, typer.Option("--since", help="Decisions scored on or after this date (ISO).")
+    ],
+    psi_warn: Annotated[float, typer.Option("--psi-warn", help="PSI warning threshold.")] = 0.1,
+    psi_alert: Annotated[
+        float, typer.Option("--psi-alert", help="PSI alert threshold (exit status 1).")
+    ] = 0.25,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="HTML report (default: monitoring/report.html in data dir)."),
+    ] = None,
+    outcome_days: Annotated[
+        int,
+        typer.Option("--outcome-days", help="Match a loan applied this many days after a score."),
+    ] = 31,
+    top: Annotated[int, typer.Option("--top", help="Features shown in the table.")] = 15,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Also write the figures to this JSON file.")
+    ] = None,
+) -> None:
+    """Drift since --since against the training baseline of the model that scored it.
+
+    PSI of the score and of every feature, grade shift and migration, and (once loans with
+    outcomes are ingested) the default rate by grade against the PDs predicted. Writes an HTML
+    report; exits 1 when a PSI crosses --psi-alert.
+    """
+    from rich.console import Console
+    from rich.table import Table
+
+    from models import monitor as mon
+
+    if not 0 < psi_warn <= psi_alert:
+        raise typer.BadParameter("need 0 < --psi-warn <= --psi-alert")
+    start = _since(since)
+    rep = mon.monitor(start, psi_warn, psi_alert, outcome_days=outcome_days)
+    console = Console()
+    if rep.decisions == 0:
+        console.print(f"no decisions recorded since {start.isoformat()}")
+    for v, why in rep.skipped.items():
+        console.print(f"[yellow]version {v} not monitored: {why}[/yellow]")
+    style = {"ok": "green", "warn": "yellow", "alert": "bold red", "n/a": "dim"}
+    for r in rep.results:
+        t = Table(
+            title=f"model version {r.model_version}: {r.rows} decisions since {start.date()} "
+            f"(warn {psi_warn}, alert {psi_alert})"
+        )
+        for c in ("variable", "kind", "PSI", "status"):
+            t.add_column(c, justify="right" if c == "PSI" else "left")
+        shown = r.psi.head(top + 1)
+        for _, row in shown.iterrows():
+            v = float(row["psi"])
+            t.add_row(
+                str(row["variable"]),
+                str(row["kind"]),
+                "-" if not math.isfinite(v) else f"{v:.4f}",
+                f"[{style[row['status']]}]{row['status']}[/]",
+            )
+        if len(r.psi) > len(shown):
+            t.caption = f"{len(r.psi) - len(shown)} more features, all below the first shown"
+        console.print(t)
+        g = Table(title="grades: baseline vs now")
+        for c in ("grade", "baseline", "current", "change"):
+            g.add_column(c, justify="left" if c == "grade" else "right")
+        for _, row in r.grades.iterrows():
+            g.add_row(
+                str(row["grade"]),
+                f"{row['baseline']:.3f}",
+                f"{row['current']:.3f}",
+                f"{row['change']:+.3f}",
+            )
+        console.print(g)
+        if not r.outcomes.empty:
+            o = Table(title="default rate by grade vs predicted PD")
+            for c in ("grade", "n", "defaults", "default rate", "mean PD", "status"):
+                o.add_column(c, justify="left" if c in ("grade", "status") else "right")
+            for _, row in r.outcomes.iterrows():
+                o.add_row(
+                    str(row["grade"]),
+                    str(row["n"]),
+                    str(row["defaults"]),
+                    f"{row['default_rate']:.3f}",
+                    f"{row['mean_pd']:.3f}",
+                    str(row["status"]),
+                )
+            console.print(o)
+    path = out or mon.latest_path().with_name("report.html")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(mon.render_html(rep), encoding="utf-8")
+    mon.write_latest(rep)
+    verdict = "ALERT" if rep.alert else "ok"
+    console.print(f"{verdict}: score PSI {rep.score_psi:.4f}; report {path}")
+    if json_out is not None:
+        body = {
+            "since": start.isoformat(),
+            "decisions": rep.decisions,
+            "alert": rep.alert,
+            "skipped": rep.skipped,
+            "versions": {
+                r.model_version: {
+                    "rows": r.rows,
+                    "score_psi": r.score_psi,
+                    "alerts": r.alerts,
+                    "warnings": r.warnings,
+                    "psi": {
+                        str(k): (float(v) if math.isfinite(float(v)) else None)
+                        for k, v in zip(r.psi["variable"], r.psi["psi"], strict=True)
+                    },
+                }
+                for r in rep.results
+            },
+        }
+        json_out.write_text(json.dumps(body, indent=1))
+    if rep.alert:
+        raise typer.Exit(1)
