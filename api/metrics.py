@@ -23,6 +23,13 @@ _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0
 _SCORE_BUCKETS = tuple(float(b) for b in range(300, 900, 50))
 
 
+def _latest_score_psi() -> float:
+    """Read at scrape time from the file `credit monitor` leaves (models/monitor.py)."""
+    from models.monitor import read_latest_score_psi
+
+    return read_latest_score_psi()
+
+
 class Metrics:
     """The service's metrics on a private registry."""
 
@@ -66,6 +73,13 @@ class Metrics:
             ["name", "version"],
             registry=self.registry,
         )
+        self.score_psi = Gauge(
+            "tradecredit_monitor_score_psi",
+            "Score PSI of the latest `credit monitor` run against the training baseline "
+            "(NaN before the first run).",
+            registry=self.registry,
+        )
+        self.score_psi.set_function(_latest_score_psi)
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
         s = str(status)
