@@ -85,8 +85,26 @@ def score(
     out: Path | None = typer.Option(None, "--out", help="With --batch: output .parquet or .csv."),
     explain: str = typer.Option("top", "--explain", help="top, full or none (--firm)."),
     no_reasons: bool = typer.Option(False, "--no-reasons", help="With --batch: skip SHAP."),
+    engine: str = typer.Option(
+        "local",
+        "--engine",
+        help="local (in this process) or spark: score --input on Spark with the registered "
+        "champion (mlflow spark_udf), write a Parquet folder to --out.",
+    ),
+    input_path: str | None = typer.Option(
+        None, "--input", help="--engine spark: Parquet feature table (file or folder)."
+    ),
+    master: str = typer.Option(
+        "local[2]", "--master", help="--engine spark: local[2], spark://host:7077, yarn ..."
+    ),
 ) -> None:
     """Score with the champion model, exactly as the API does (same core, same decisions)."""
+    if engine == "spark":
+        _score_on_spark(input_path, out, master, reasons=not no_reasons)
+        return
+    if engine != "local":
+        typer.echo(f"error: --engine must be local or spark, got {engine!r}", err=True)
+        raise typer.Exit(2)
     if (firm is None) == (batch is None):
         typer.echo("error: give exactly one of --firm ID or --batch FILE", err=True)
         raise typer.Exit(2)
@@ -139,4 +157,38 @@ def score(
     typer.echo(
         f"scored {len(result)} firms with model version {model.version} -> {out} "
         f"(grades: {', '.join(f'{g} {n}' for g, n in grades.items())})"
+    )
+
+
+def _score_on_spark(input_path: str | None, out: Path | None, master: str, reasons: bool) -> None:
+    """``credit score --engine spark``: see :mod:`models.spark_scoring`."""
+    from features.spark import SparkUnavailableError, require_pyspark
+
+    try:
+        require_pyspark()
+    except SparkUnavailableError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    if input_path is None or out is None:
+        typer.echo("error: --engine spark needs --input FEATURES and --out SCORES", err=True)
+        raise typer.Exit(2)
+    from credit.scoring import ModelUnavailableError, ScoringInputError
+    from credit.settings import get_settings
+    from models.spark_scoring import score_to_parquet
+
+    try:
+        res = score_to_parquet(
+            input_path,
+            out,
+            master=master,
+            tracking_uri=get_settings().tracking_uri,
+            reasons=reasons,
+        )
+    except (ModelUnavailableError, ScoringInputError, FileNotFoundError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(
+        f"scored {res.rows} rows on Spark with model version {res.version} -> {res.out} "
+        f"(Parquet folder; grades: {', '.join(f'{g} {n}' for g, n in res.grades.items())}) "
+        f"in {res.seconds:.1f} s"
     )
