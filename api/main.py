@@ -85,18 +85,35 @@ class RequestContextMiddleware:
             if length is not None and length > self.max_body:
                 await _send_error(send_wrapper, 413, f"request body over {self.max_body} bytes")
                 return
-            received = 0
-
-            async def limited_receive() -> Message:
-                nonlocal received
-                message = await receive()
-                if message["type"] == "http.request":
-                    received += len(message.get("body", b""))
-                    if received > self.max_body:
+            app_receive = receive
+            if length is None and scope.get("method") in ("POST", "PUT", "PATCH"):
+                # No Content-Length (chunked): read the body here, up to the limit, so an
+                # oversized upload is refused before any route or parser sees it.
+                chunks: list[bytes] = []
+                size = 0
+                while True:
+                    message = await receive()
+                    if message["type"] != "http.request":
+                        break
+                    chunk = message.get("body", b"")
+                    size += len(chunk)
+                    if size > self.max_body:
                         raise _BodyTooLargeError
-                return message
+                    chunks.append(chunk)
+                    if not message.get("more_body", False):
+                        break
+                body = b"".join(chunks)
+                replayed = False
 
-            await self.app(scope, limited_receive, send_wrapper)
+                async def buffered_receive() -> Message:
+                    nonlocal replayed
+                    if not replayed:
+                        replayed = True
+                        return {"type": "http.request", "body": body, "more_body": False}
+                    return await receive()
+
+                app_receive = buffered_receive
+            await self.app(scope, app_receive, send_wrapper)
         except _BodyTooLargeError:
             if not status["started"]:
                 await _send_error(send_wrapper, 413, f"request body over {self.max_body} bytes")

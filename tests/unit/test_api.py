@@ -554,3 +554,28 @@ def test_logs_carry_request_ids_but_never_keys_or_records(
     assert any('"request_id"' in ln and '"route": "/v1/score"' in ln for ln in lines)
     for secret in (keys["a_lender"], "SECRET-REGION", "SECRET-REC", "SECRETKEY"):
         assert secret not in text
+
+
+def test_413_without_content_length_and_request_id_echo(service: dict[str, Any]) -> None:
+    c, keys = service["client"], service["keys"]
+
+    def chunks() -> Iterator[bytes]:  # chunked upload: no Content-Length to check up front
+        yield b'{"firm_id": "'
+        for _ in range(6):
+            yield b"x" * (1024 * 1024)
+        yield b'"}'
+
+    r = c.post(
+        "/v1/score",
+        content=chunks(),
+        headers={**h(keys["a_lender"]), "content-type": "application/json"},
+    )
+    assert r.status_code == 413
+    ok = c.post(
+        "/v1/score",
+        json={"firm_id": "F0001"},
+        headers={**h(keys["a_lender"]), "X-Request-ID": "trace-42"},
+    )
+    assert ok.headers["x-request-id"] == "trace-42"
+    odd = c.get("/healthz", headers={"X-Request-ID": "bad id with spaces"})
+    assert odd.headers["x-request-id"] != "bad id with spaces"
