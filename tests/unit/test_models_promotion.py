@@ -61,6 +61,12 @@ def test_load_champion_keeps_a_local_copy(data_dir, settings, monkeypatch) -> No
     rep = _report(signal=1.0)
     reg = registry.log_training(rep)
     registry.promote(reg.version, cfg=tiny_cfg())
+    # A fresh process has no process-wide MLflow URI: load must use the settings' URI alone.
+    import mlflow
+
+    other = f"sqlite:///{settings.data_dir / 'elsewhere.db'}"
+    mlflow.set_tracking_uri(other)
+    mlflow.set_registry_uri(other)
     m = ScoringModel.load("models:/tradecredit-pd@champion")
     assert m.identity() == {"name": "tradecredit-pd", "version": "1", "run_id": reg.run_id}
     np.testing.assert_allclose(m.predict(rep.eval_x).pd, rep.eval_pd, rtol=0, atol=1e-12)
