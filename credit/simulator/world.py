@@ -70,6 +70,14 @@ def sigmoid(z: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-z))
 
 
+_BOOK_DTYPES: dict[str, type] = {
+    **dict.fromkeys(("firm", "month", "applied_day", "product", "term", "n_inst",
+                     "disbursed_day", "first_missed", "default_day"), np.int64),
+    "disbursed": np.bool_,
+    "will_default": np.bool_,
+}  # fmt: skip
+
+
 @dataclass
 class LoanBook:
     """Every loan application (arrays of equal length)."""
@@ -255,9 +263,11 @@ def simulate_latent(rng: np.random.Generator, n: int, cal: Calendar) -> Latent:
                 "default_day": default_day,
             }
         )
-    fields = LoanBook.__dataclass_fields__
-    loans = LoanBook(**{f: np.concatenate([b[f] for b in books]) if books else np.zeros(0)
-                        for f in fields})  # fmt: skip
+    if not books:  # a world too small or too short for any application
+        books.append({f: np.zeros(0, dtype=_BOOK_DTYPES.get(f, np.float64))
+                      for f in LoanBook.__dataclass_fields__})  # fmt: skip
+    loans = LoanBook(**{f: np.concatenate([b[f] for b in books])
+                        for f in LoanBook.__dataclass_fields__})  # fmt: skip
 
     health = base + distress
     t_idx = np.arange(m_count)[None, :]

@@ -223,3 +223,14 @@ def test_command_writes_files_and_summary(tmp_path: Path) -> None:
         assert figure in result.output
     bad = CliRunner().invoke(app, ["simulate", "--start", "2031-01", "--out", str(out)])
     assert bad.exit_code == 2 and "after today" in bad.output
+
+
+def test_tiny_world_without_loans_still_keeps_the_contract(tmp_path: Path) -> None:
+    # two months leave no firm the three months of history a loan application needs
+    w = simulate(firms=3, start="2023-01", months=2, seed=0)
+    assert len(w.loans) == 0 and len(w.truth) == 0
+    assert contract_violations(w) == []
+    w.write(tmp_path)
+    assert pd.read_parquet(tmp_path / "loans.parquet").columns.tolist() == RECORD_TYPES[
+        "loans"
+    ].columns
