@@ -179,7 +179,7 @@ def fit_bins(values: npt.ArrayLike, bins: int = 10, labels: Sequence[str] | None
 
     >>> b = fit_bins([1.0, 2.0, 3.0, 4.0], bins=2)
     >>> b.edges, b.proportions
-    ((2.5,), (0.5, 0.5, 0.0))
+    ((2.0,), (0.25, 0.75, 0.0))
     """
     v = np.asarray(values, dtype=np.float64)
     if labels is not None:
@@ -188,7 +188,8 @@ def fit_bins(values: npt.ArrayLike, bins: int = 10, labels: Sequence[str] | None
         finite = v[np.isfinite(v)]
         edges: tuple[float, ...] = ()
         if finite.size:
-            qs = np.quantile(finite, np.linspace(0, 1, bins + 1)[1:-1])
+            # Edges are observed values (no interpolation), so counts and flags cut cleanly.
+            qs = np.quantile(finite, np.linspace(0, 1, bins + 1)[1:-1], method="inverted_cdf")
             edges = tuple(float(x) for x in np.unique(qs))
             # A cut equal to the minimum leaves its lower bin empty: drop it.
             edges = tuple(x for x in edges if x > float(finite.min()))
