@@ -127,6 +127,9 @@ def monitor(
                     "score_psi": r.score_psi,
                     "alerts": r.alerts,
                     "warnings": r.warnings,
+                    "grades": json.loads(r.grades.to_json(orient="records")),
+                    "outcomes": json.loads(r.outcomes.to_json(orient="records")),
+                    "migration": json.loads(r.migration.to_json(orient="index")),
                     "psi": {
                         str(k): (float(v) if math.isfinite(float(v)) else None)
                         for k, v in zip(r.psi["variable"], r.psi["psi"], strict=True)
