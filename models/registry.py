@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -191,7 +192,10 @@ def log_training(
         example = oot.drop(columns=[TARGET_COLUMN]).head(5)
         out = TradeCreditPD()
         out._model = model
-        sig = infer_signature(example, out.predict(None, example))
+        with warnings.catch_warnings():
+            # integer 'score' column hint: the score is a whole number by design
+            warnings.simplefilter("ignore", UserWarning)
+            sig = infer_signature(example, out.predict(None, example))
         info = mlflow.pyfunc.log_model(
             name="model",
             python_model=TradeCreditPD(),

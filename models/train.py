@@ -94,7 +94,7 @@ def fit_booster(
     if monotone is not None and any(monotone):
         mono = [0 if j in set(categorical) else int(m) for j, m in enumerate(monotone)]
         p["monotone_constraints"] = mono
-        p.setdefault("monotone_constraints_method", "advanced")
+        p.setdefault("monotone_constraints_method", "intermediate")
     dtrain = lgb.Dataset(
         X_fit,
         y_fit,
@@ -164,6 +164,23 @@ def fit_model(
     _, booster, params = best
     raw_val = booster.predict(Xv, raw_score=True)
     cal, losses = choose_calibrator(raw_val, yv)
+    refit = bool(tr.get("refit_on_validation", False))
+    if refit:
+        # The validation window chose the candidate, the number of trees and the calibration
+        # map; the final booster then also learns from it (the newest labelled rows before the
+        # out-of-time window). The out-of-time ECE checks that the map still holds.
+        rows = np.concatenate([fit_idx, val_idx])
+        booster = fit_booster(
+            params,
+            data.X[rows],
+            data.y[rows],
+            None,
+            None,
+            data.feature_names,
+            cat_idx,
+            monotone,
+            int(booster.current_iteration()),
+        )
     model = ScoringModel(
         booster=booster,
         calibrator=cal,
