@@ -141,3 +141,24 @@ def test_default_settings_leave_room_for_features() -> None:
     assert 0.02 <= s["default_rate"] <= 0.06
     assert s["oracle_auc"] >= 0.80, s["oracle_auc"]
     assert s["worst_dpd_auc"] < s["oracle_auc"] - 0.15, s["worst_dpd_auc"]
+
+
+def test_de_minimis_tightens_cash_of_exposed_firms_only(world: World) -> None:
+    # difference in differences on supplier-payment delays, June-December 2025 against the
+    # same months of 2024, exposed sellers against sellers exposed to neither shock
+    sh = world.latent.shocks
+    firm_ids = world.firms["firm_id"].to_numpy()
+    exposed = set(firm_ids[sh.exposure_dm > 0.4])
+    untouched = set(firm_ids[(sh.exposure_dm == 0) & (sh.exposure_gpsr == 0)])
+    p = world.payments
+    sup = p[(p["kind"] == "supplier_payment") & p["paid_at"].notna()]
+    delay = (sup["paid_at"] - sup["due_at"]).dt.days
+    after = sup["due_at"].between("2025-06-01", "2025-11-30")
+    before = sup["due_at"].between("2024-06-01", "2024-11-30")
+
+    def rise(firms: set[str]) -> float:
+        mine = sup["firm_id"].isin(firms)
+        return float(delay[mine & after].mean() - delay[mine & before].mean())
+
+    assert len(exposed) >= 50
+    assert rise(exposed) > rise(untouched) + 3, (rise(exposed), rise(untouched))
