@@ -1,30 +1,89 @@
 #!/usr/bin/env bash
-# The tradecredit demo on embedded defaults. `make demo` runs it with .venv/bin on PATH.
+# The tradecredit demo, end to end on embedded defaults. `make demo` runs it with .venv/bin on PATH.
+#
+#   simulate -> ingest -> train + promote -> materialize features -> API key -> serve
+#
 # Everything it writes lives in the data directory var/demo (override TRADECREDIT_DATA_DIR).
+# DEMO_FIRMS (default 2000), DEMO_PORT (default 8000); DEMO_SERVE=0 stops after the setup
+# and one scored request instead of keeping the service in the foreground.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 export TRADECREDIT_DATA_DIR="${TRADECREDIT_DATA_DIR:-var/demo}"
-mkdir -p "$TRADECREDIT_DATA_DIR"
-# Start from an empty record store so the counts below are those of the sample alone.
-rm -f "$TRADECREDIT_DATA_DIR/records.duckdb" "$TRADECREDIT_DATA_DIR/records.duckdb.wal"
+firms="${DEMO_FIRMS:-2000}"
+port="${DEMO_PORT:-8000}"
+base="http://127.0.0.1:${port}"
+data="$TRADECREDIT_DATA_DIR"
+started=$SECONDS
 
-echo "== 1. Ingest the bundled sample (samples/demo) into $TRADECREDIT_DATA_DIR/records.duckdb"
-echo "   Every row is validated against the data contract (docs/data-contract.md)."
-credit ingest samples/demo
+step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+
+# Start from a clean data directory so every figure below belongs to this run.
+rm -rf "$data"
+mkdir -p "$data"
+
+step "1/6 Simulate ${firms} cross-border e-commerce firms over 36 months from 2023-01 (seed 7)"
+credit simulate --firms "$firms" --start 2023-01 --months 36 --seed 7 --out "$data/world"
+
+step "2/6 Ingest the five record files into the DuckDB record store (every row validated)"
+credit ingest "$data/world"
+
+step "3/6 Train the calibrated LightGBM PD model and the scorecard baseline; promote to champion"
+credit train --truth "$data/world/truth.parquet" --promote
+
+step "4/6 Materialize the latest features of every firm into the online store"
+credit features materialize
+
+step "5/6 Create a demo lender API key (only its hash is stored)"
+lender_key=$(credit keys create --tenant demo-lender --role lender --note "make demo")
+echo "lender key: $lender_key"
+
+step "6/6 Start the scoring service on $base"
+echo "(service logs: $data/service.log)"
+credit serve --host 127.0.0.1 --port "$port" >"$data/service.log" 2>&1 &
+server=$!
+trap 'kill $server 2>/dev/null || true' EXIT INT TERM
+for _ in $(seq 1 120); do
+  if curl -fs "$base/readyz" >/dev/null 2>&1; then break; fi
+  if ! kill -0 "$server" 2>/dev/null; then
+    echo "the service failed to start; last lines of $data/service.log:" >&2
+    tail -20 "$data/service.log" >&2; exit 1
+  fi
+  sleep 0.5
+done
+curl -fs "$base/readyz" >/dev/null || { echo "the service did not become ready" >&2; exit 1; }
+
+firm=$(python - <<'PY'
+from credit.store import open_store
+con = open_store(read_only=True)
+row = con.execute(
+    "SELECT firm_id FROM payments WHERE kind = 'settlement' "
+    "AND occurred_at >= (SELECT max(occurred_at) FROM payments) - INTERVAL 180 DAY "
+    "GROUP BY firm_id ORDER BY sum(amount_usd) DESC LIMIT 1"
+).fetchone()
+print(row[0] if row else "")
+PY
+)
 
 echo
-echo "== 2. Ingest it again: nothing is added, every row is counted as already present"
-credit ingest samples/demo --json | python -c '
-import json, sys
-s = json.load(sys.stdin)["record_types"]
-for name, c in s.items():
-    print("   {0:<10} read {read:>3}  added {added:>3}  already present {already_present:>3}"
-          "  rejected {rejected:>3}".format(name, **c))
-'
+echo "A real decision for $firm (POST /v1/score):"
+curl -fs -X POST "$base/v1/score" -H "X-API-Key: $lender_key" \
+  -H 'Content-Type: application/json' -d "{\"firm_id\": \"$firm\"}" | python -m json.tool
 
+bash scripts/demo_offers.sh "$firm" "$lender_key" "$base"
+
+cat <<TXT
+
+== Ready in $((SECONDS - started)) s
+  service       $base   (interactive docs: $base/docs)
+  lender key    $lender_key
+  data          $data   (record store, MLflow runs in mlflow.db, audit log in service.db)
+  MLflow UI     .venv/bin/mlflow ui --backend-store-uri sqlite:///$(cd "$data" && pwd)/mlflow.db
+TXT
+
+if [ "${DEMO_SERVE:-1}" = 0 ]; then
+  exit 0
+fi
 echo
-echo "== What is not in this demo yet"
-echo "   Simulating a realistic population of firms, point-in-time features, training the"
-echo "   calibrated PD model and serving scores arrive with later work; this demo runs the"
-echo "   part that exists today: validated ingestion into the record store."
+echo "Serving until you press Ctrl-C (logs: $data/service.log)."
+wait "$server"
