@@ -69,9 +69,17 @@ async def _validation(_: Request, exc: Exception) -> JSONResponse:
     return _json(422, format_validation_errors(errors))
 
 
+#: What FastAPI says when a body cannot be decoded at all (not UTF-8, not JSON).
+_UNPARSABLE_BODY = "There was an error parsing the body"
+
+
 async def _http(_: Request, exc: Exception) -> JSONResponse:
     if not isinstance(exc, StarletteHTTPException):  # pragma: no cover - registered for it only
         return _json(500, "internal error")
+    if exc.status_code == 400 and exc.detail == _UNPARSABLE_BODY:
+        # An undecodable body is invalid input like any other: the documented 422.
+        issue = {"loc": "body", "msg": "the body is not valid UTF-8 JSON", "type": "json_invalid"}
+        return _json(422, [issue])
     return _json(exc.status_code, exc.detail, exc.headers)
 
 
@@ -80,8 +88,49 @@ async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
     return _json(500, "internal error; quote the request_id when reporting it")
 
 
+#: The body every 422 really has (FastAPI's default schema says ``loc`` is an array).
+VALIDATION_ERROR_SCHEMA: dict[str, Any] = {
+    "title": "HTTPValidationError",
+    "type": "object",
+    "required": ["error", "detail"],
+    "properties": {
+        "error": {"type": "string", "examples": ["validation_error"]},
+        "detail": {
+            "anyOf": [
+                {"type": "string"},
+                {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["loc", "msg", "type"],
+                        "properties": {
+                            "loc": {"type": "string", "examples": ["body.firm_id"]},
+                            "msg": {"type": "string"},
+                            "type": {"type": "string"},
+                        },
+                    },
+                },
+            ]
+        },
+        "request_id": {"anyOf": [{"type": "string"}, {"type": "null"}]},
+    },
+}
+
+
 def install(app: FastAPI) -> None:
-    """Register the handlers on ``app``."""
+    """Register the handlers on ``app`` and document the 422 body they send."""
     app.add_exception_handler(RequestValidationError, _validation)
     app.add_exception_handler(StarletteHTTPException, _http)
     app.add_exception_handler(Exception, _unexpected)
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = build()
+            schemas = schema.get("components", {}).get("schemas", {})
+            if "HTTPValidationError" in schemas:
+                schemas["HTTPValidationError"] = VALIDATION_ERROR_SCHEMA
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
