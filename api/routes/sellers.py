@@ -259,7 +259,12 @@ def _problem(status: int, title: str, message: str) -> HTMLResponse:
     description="Opened from a link made by `POST /v1/firms/{firm_id}/seller-link`: the grade "
     "and score in plain words, the offers, what drives the score and how to improve it, and a "
     "chart of monthly sales, refunds and shipments. An expired or forged link gets a 403 page.",
-    responses={403: {"description": "Expired or forged link (HTML page)."}},
+    responses={
+        403: {"description": "Expired or forged link (HTML page)."},
+        404: {"description": "No such seller page, or no data for the firm yet (HTML page)."},
+        429: {"description": "Too many requests on this link; see Retry-After (HTML page)."},
+        503: {"description": "Temporarily unavailable (HTML page)."},
+    },
 )
 def seller_page(
     firm_id: str,
