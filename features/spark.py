@@ -27,6 +27,8 @@ store's convention), with the session time zone set to UTC.
 from __future__ import annotations
 
 import json
+import os
+import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -127,6 +129,9 @@ def session(
         builder = builder.master(master)
         if master.startswith("local"):
             settings = {**LOCAL_CONF, **settings}
+            # local workers run this interpreter (the venv with tradecredit), not python3
+            # on PATH; PySpark reads the variable when the context starts
+            os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     settings.update(conf or {})
     for key, value in settings.items():
         builder = builder.config(key, value)
