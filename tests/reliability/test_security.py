@@ -1,0 +1,221 @@
+"""Security: keys hashed at rest and compared in constant time, revocation at once, failed
+authentications rate limited per client, tenant isolation on every endpoint that returns
+stored data, and logs that never carry a key, a seller token or a posted record."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import io
+import logging
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from api.logging import JsonFormatter
+from credit.keys import create_key, revoke_key
+from credit.scoring import ScoringModel
+from tests.reliability.conftest import h, running_service
+
+
+@pytest.fixture
+def svc(tmp_path: Path, tiny_model: ScoringModel) -> Any:
+    with running_service(tmp_path / "svc", tiny_model) as s:
+        yield s
+
+
+def test_keys_are_stored_only_as_sha256_hashes(svc: dict[str, Any]) -> None:
+    with svc["engine"].connect() as conn:
+        rows = [dict(r) for r in conn.execute(sa.text("SELECT * FROM api_keys")).mappings()]
+    assert len(rows) == len(svc["keys"])
+    stored = "\n".join(str(v) for r in rows for v in r.values())
+    for plaintext in svc["keys"].values():
+        secret = plaintext.rsplit("_", 1)[1]
+        assert plaintext not in stored and secret not in stored
+        digest = hashlib.sha256(plaintext.encode()).hexdigest()
+        assert sum(r["key_hash"] == digest for r in rows) == 1
+
+
+def test_key_comparison_is_constant_time_for_known_and_unknown_ids(
+    svc: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import credit.keys
+
+    calls: list[tuple[str, str]] = []
+    real = hmac.compare_digest
+
+    def spy(a: Any, b: Any) -> bool:
+        calls.append((a, b))
+        return real(a, b)
+
+    monkeypatch.setattr(credit.keys.hmac, "compare_digest", spy)
+    c, good = svc["client"], svc["keys"]["a_lender"]
+    key_id = good.split("_")[1]
+    wrong_secret = f"tck_{key_id}_" + "A" * 43
+    unknown_id = "tck_ffffffffffff_" + "A" * 43
+    assert c.post("/v1/score", json={"firm_id": "F0001"}, headers=h(good)).status_code == 200
+    assert (
+        c.post("/v1/score", json={"firm_id": "F0001"}, headers=h(wrong_secret)).status_code == 401
+    )
+    assert c.post("/v1/score", json={"firm_id": "F0001"}, headers=h(unknown_id)).status_code == 401
+    # one constant-time comparison per attempt, whether the key id exists or not
+    assert len(calls) == 3
+    assert all(len(a) == len(b) == 64 for a, b in calls)
+
+
+def test_revocation_takes_effect_on_the_next_request(svc: dict[str, Any]) -> None:
+    c, engine = svc["client"], svc["engine"]
+    key, plaintext = create_key(engine, "bank-c", "lender")
+    assert c.post("/v1/score", json={"firm_id": "F0002"}, headers=h(plaintext)).status_code == 200
+    revoke_key(engine, key.key_id)
+    r = c.post("/v1/score", json={"firm_id": "F0002"}, headers=h(plaintext))
+    assert r.status_code == 401 and r.json()["detail"] == "invalid or revoked API key"
+    assert c.get("/v1/model", headers=h(plaintext)).status_code == 401
+
+
+def test_repeated_failures_from_one_client_are_rate_limited(svc: dict[str, Any]) -> None:
+    c, good = svc["client"], svc["keys"]["a_lender"]
+    codes = [
+        c.post("/v1/score", json={"firm_id": "F0001"}, headers=h(f"tck_{i:012x}_" + "B" * 43))
+        for i in range(30)
+    ]
+    statuses = [r.status_code for r in codes]
+    assert statuses[:20] == [401] * 20  # the burst
+    assert set(statuses[20:]) == {429}
+    assert int(codes[-1].headers["Retry-After"]) >= 1
+    # the client is held back before any key is looked at, even with a valid key
+    assert c.post("/v1/score", json={"firm_id": "F0001"}, headers=h(good)).status_code == 429
+
+
+# Endpoints that return stored, tenant-owned data; a new one must be added here.
+TENANT_DATA_ENDPOINTS = {"GET /v1/decisions/{decision_id}"}
+
+
+def test_tenant_isolation_on_every_endpoint_that_returns_stored_data(
+    svc: dict[str, Any],
+) -> None:
+    c, keys, app = svc["client"], svc["keys"], svc["app"]
+    # The routes reading stored records by id: everything under /v1 with a path parameter,
+    # except the firm-level ones that compute a fresh decision (checked below).
+    stored = {
+        f"{method.upper()} {path}"
+        for path, ops in app.openapi()["paths"].items()
+        if path.startswith("/v1/") and "{" in path and "{firm_id}" not in path
+        for method in ops
+    }
+    assert stored == TENANT_DATA_ENDPOINTS
+    # decisions made by bank-a through every path that records one
+    made = []
+    r = c.post("/v1/score", json={"firm_id": "F0003"}, headers=h(keys["a_lender"]))
+    made.append(r.json()["decision_id"])
+    r = c.post(
+        "/v1/score/batch",
+        json={"items": [{"firm_id": "F0004"}, {"firm_id": "F0005"}]},
+        headers=h(keys["a_lender"]),
+    )
+    made += [x["decision"]["decision_id"] for x in r.json()["results"]]
+    assert len(made) == 3
+    for did in made:
+        for own in ("a_lender", "a_platform", "a_admin"):
+            got = c.get(f"/v1/decisions/{did}", headers=h(keys[own]))
+            assert got.status_code == 200 and got.json()["decision_id"] == did
+        for other in ("b_lender", "b_platform"):
+            got = c.get(f"/v1/decisions/{did}", headers=h(keys[other]))
+            assert got.status_code == 404, got.text
+            assert "F000" not in got.text  # nothing of the decision leaks
+    # bank-b's own decision is invisible to bank-a
+    r = c.post("/v1/score", json={"firm_id": "F0003"}, headers=h(keys["b_lender"]))
+    did_b = r.json()["decision_id"]
+    assert c.get(f"/v1/decisions/{did_b}", headers=h(keys["a_admin"])).status_code == 404
+    # an admin of one tenant is not an admin of all
+    assert c.get(f"/v1/decisions/{did_b}", headers=h(keys["b_lender"])).status_code == 200
+    # recorded under the tenant of the key that asked
+    with svc["engine"].connect() as conn:
+        tenants = dict(
+            conn.execute(sa.text("SELECT decision_id, tenant FROM decisions")).fetchall()
+        )
+    assert all(tenants[d] == "bank-a" for d in made) and tenants[did_b] == "bank-b"
+
+
+def test_logs_never_contain_keys_tokens_or_posted_records(
+    tmp_path: Path, tiny_model: ScoringModel
+) -> None:
+    buf = io.StringIO()
+    handler = logging.StreamHandler(buf)
+    handler.setFormatter(JsonFormatter())
+    handler.setLevel(logging.DEBUG)
+    # the test client's own request log (httpx) is not the service's
+    handler.addFilter(lambda rec: not rec.name.startswith(("httpx", "httpcore")))
+    root = logging.getLogger()
+    old_level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    marker = "CPSECRET42"
+    try:
+        with running_service(tmp_path / "svc", tiny_model, api_log_level="DEBUG") as svc:
+            for name in ("tradecredit", "api", "credit"):
+                logging.getLogger(name).addHandler(handler)
+            c, keys = svc["client"], svc["keys"]
+            c.post("/v1/score", json={"firm_id": "F0001"}, headers=h(keys["a_lender"]))
+            c.post(
+                "/v1/score",
+                json={"firm_id": "F0001"},
+                headers={"Authorization": "Bearer " + keys["b_lender"]},
+            )
+            wrong = keys["a_lender"][:-4] + "zzzz"
+            c.post("/v1/score", json={"firm_id": "F0001"}, headers=h(wrong))
+            posted = _posted_body(marker)
+            c.post("/v1/score", json=posted, headers=h(keys["a_lender"]))
+            bad = _posted_body(marker)
+            bad["records"]["payments"][0]["amount_usd"] = -1.0
+            r = c.post("/v1/score", json=bad, headers=h(keys["a_lender"]))
+            assert r.status_code == 422 and marker not in r.text  # input not echoed
+            link = c.post("/v1/firms/F0001/seller-link", headers=h(keys["a_platform"]))
+            assert link.status_code == 201, link.text
+            path = link.json()["path"]
+            token = path.split("token=", 1)[1]
+            c.get(path)
+            c.get(path[:-3] + "xyz")  # a forged token
+            c.get("/readyz")
+    finally:
+        for name in ("tradecredit", "api", "credit"):
+            logging.getLogger(name).removeHandler(handler)
+        root.removeHandler(handler)
+        root.setLevel(old_level)
+    text = buf.getvalue()
+    assert text.count('"msg": "request"') >= 8  # the requests were logged
+    for key in keys.values():
+        assert key not in text and key.rsplit("_", 1)[1] not in text
+    assert wrong not in text
+    assert token not in text and token.split(".")[-1] not in text
+    assert marker not in text and "2025-05-20" not in text
+
+
+def _posted_body(marker: str) -> dict[str, Any]:
+    return {
+        "as_of": "2025-06-30",
+        "firm": {
+            "firm_id": "F0001",
+            "registered_at": "2021-04-12",
+            "business_model": "b2c",
+            "main_category": "home_furnishings",
+            "home_region": "CN-ZJ",
+        },
+        "records": {
+            "payments": [
+                {
+                    "payment_id": "P1",
+                    "firm_id": "F0001",
+                    "kind": "settlement",
+                    "direction": "in",
+                    "amount_usd": 1712.0,
+                    "currency": "USD",
+                    "counterparty_id": marker,
+                    "occurred_at": "2025-05-20",
+                    "paid_at": "2025-05-20",
+                }
+            ]
+        },
+    }
