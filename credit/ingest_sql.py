@@ -9,9 +9,10 @@ most frequent reasons of a file can be counted with a ``GROUP BY``.
 The order of the checks, first failure wins:
 
 1. per field, in contract order: required, type (parse), allowed values, pattern,
-   vocabulary, range, not after the ingestion date;
+   range, not before 1900, not after the ingestion date;
 2. the record type's :class:`~credit.records.RowRule` s;
-3. references (a known firm, an existing customs declaration);
+3. code lists (ISO 3166 countries, ISO 4217 currencies), then references (a known firm,
+   an existing customs declaration);
 4. duplicates of the record ID within the file (the first valid row is kept);
 5. the store: an ID already stored with different content is rejected; an identical
    row is counted as already present and adds nothing.
@@ -187,11 +188,6 @@ def field_branches(
         else:
             help_ = f"{f.name} must match the pattern {f.pattern}"
         when(f"{present} AND NOT regexp_full_match({typed}, {lit(f.pattern)})", help_)
-    if f.vocabulary is not None:
-        when(
-            f"{present} AND {typed} NOT IN (SELECT code FROM _vocab_{f.vocabulary})",
-            f"{f.name} is not {VOCABULARY_HELP[f.vocabulary]}",
-        )
     if f.min_value is not None:
         op = "<" if f.min_inclusive else "<="
         sign = ">=" if f.min_inclusive else ">"
@@ -277,14 +273,23 @@ def verdict_select(rt: RecordType, stage: str, line_offset: int, plan: CheckPlan
     """SELECT of the rows of ``stage`` that are rejected or already stored.
 
     ``stage`` holds the output of :func:`validation_select` in file order (its ``rowid``
-    plus ``line_offset`` is the line number). To the field checks this adds references,
-    duplicates within the file and the comparison with the store. The result has
+    plus ``line_offset`` is the line number). To the field checks this adds code lists,
+    references, duplicates within the file and the comparison with the store. The result has
     ``_line``, ``_code`` (``NULL`` = valid) and ``_present`` (valid and already stored
     with identical content); valid new rows are absent from it, so it stays small.
     """
     idf = q(rt.id_field)
     joins: list[str] = []
     ref_branches: list[str] = []
+    # Code lists are joined here rather than tested in validation_select: a join there
+    # would reorder the rows, and their order is what numbers the lines.
+    for i, f in enumerate(rt.fields):
+        if f.vocabulary is None:
+            continue
+        alias = f"_voc{i}"
+        joins.append(f"LEFT JOIN _vocab_{f.vocabulary} {alias} ON s.{q(f.name)} = {alias}.code")
+        code = plan.add(f.name, f"{f.name} is not {VOCABULARY_HELP[f.vocabulary]}")
+        ref_branches.append(f"WHEN s.{q(f.name)} IS NOT NULL AND {alias}.code IS NULL THEN {code}")
     for i, f in enumerate(rt.fields):
         if f.references is None:
             continue

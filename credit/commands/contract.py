@@ -70,10 +70,11 @@ whatever the order of the files, so a file may reference firms of the same direc
 row is checked in this order and the first failure is reported:
 
 1. each field, in the order of the tables below: required, type, allowed values, pattern,
-   code list, range, not before {min_date}, not after the ingestion date;
+   range, not before {min_date}, not after the ingestion date;
 2. the record type's rules across fields (listed under each table);
-3. references: `firm_id` must be a stored firm (from this or an earlier ingestion), a
-   shipment's `declaration_id` a stored customs declaration;
+3. code lists (ISO 3166-1 countries, ISO 4217 currencies), then references: `firm_id`
+   must be a stored firm (from this or an earlier ingestion), a shipment's
+   `declaration_id` a stored customs declaration;
 4. duplicates of the record ID within the file: the first valid row is kept;
 5. the store: an ID already stored with **different** content is rejected (records are never
    overwritten); an **identical** row is counted as *already present* and adds nothing, so

@@ -311,3 +311,32 @@ def test_progress_is_reported_per_stage(tmp_path: Path) -> None:
         ("firms.csv", "storing", 2, 3),
         ("firms.csv", "done", 3, 3),
     ]
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_line_numbers_hold_on_a_file_read_in_parallel(tmp_path: Path, fmt: str) -> None:
+    """Bad rows spread over a file of many chunks are reported on their exact lines."""
+    import duckdb
+
+    store = tmp_path / "s.duckdb"
+    seed_firms(tmp_path, store)
+    n, every = 300_000, 9_973
+    (tmp_path / "in").mkdir()
+    con = duckdb.connect()
+    opts = "(FORMAT PARQUET, ROW_GROUP_SIZE 20000)" if fmt == "parquet" else "(HEADER)"
+    con.execute(
+        f"""COPY (SELECT 'P' || i AS payment_id, 'F1' AS firm_id, 'settlement' AS kind,
+                   'in' AS direction,
+                   CASE WHEN i % {every} = 5 THEN '-1' ELSE '12.5' END AS amount_usd,
+                   'USD' AS currency, 'amazon-us' AS counterparty_id,
+                   '2024-04-01' AS occurred_at, NULL AS due_at, '2024-04-01' AS paid_at
+            FROM range({n}) t(i) ORDER BY i)
+          TO '{tmp_path / "in" / f"payments.{fmt}"}' {opts}"""
+    )
+    con.close()
+    f = ingest(tmp_path / "in", store).files[0]
+    bad = [i for i in range(n) if i % every == 5]
+    assert (f.read, f.rejected) == (n, len(bad))
+    first_line = 2 if fmt == "csv" else 1
+    got = rows(store, "SELECT line, record_id, value FROM rejected ORDER BY line")
+    assert got == [(i + first_line, f"P{i}", "-1") for i in bad]
