@@ -395,7 +395,10 @@ def grade_migration(
     pairs = pairs[pairs["n"] > 1]
     if pairs.empty:
         return empty
-    m = pd.crosstab(pairs["first"], pairs["last"]).reindex(index=order, columns=order, fill_value=0)
+    grades = list(order)
+    m = pd.crosstab(pairs["first"], pairs["last"]).reindex(
+        index=grades, columns=grades, fill_value=0
+    )
     m.index.name = "first"
     return m.astype(int)
 
@@ -544,7 +547,17 @@ class MonitorReport:
 
     @property
     def alert(self) -> bool:
+        """Whether the score or any feature crossed the alert threshold."""
         return any(r.alerts for r in self.results)
+
+    def alerting(self, on: str = "any") -> bool:
+        """``on="any"``: the score or a feature crossed the alert threshold; ``"score"``: the
+        score did."""
+        if on == "score":
+            return any("score" in r.alerts for r in self.results)
+        if on != "any":
+            raise ValueError(f"alert-on must be 'any' or 'score', got {on!r}")
+        return self.alert
 
     @property
     def score_psi(self) -> float:

@@ -61,10 +61,17 @@ _HEADLINE = ["n", "default_rate", "mean_pd", "auc", "gini", "ks", "brier", "log_
 # ---------------------------------------------------------------------------------------------
 
 
-def summarize_data(data: TrainingData) -> dict[str, Any]:
+def summarize_data(
+    data: TrainingData,
+    horizon: pd.Timestamp | None = None,
+    outcome_window_months: int | None = None,
+) -> dict[str, Any]:
     """Rows, outcomes, time range and the default rate by period of a training table.
 
-    Periods are quarters when the table spans more than 18 months, else months.
+    Periods are quarters when the table spans more than 18 months, else months. With a
+    ``horizon`` and an outcome window, the default rate of a period counts only matured
+    applications (outcome window closed by the horizon): the outcomes known early in an open
+    window are mostly defaults, and would overstate the rate.
     """
     y = np.asarray(data.y)
     lab = y >= 0
@@ -85,15 +92,23 @@ def summarize_data(data: TrainingData) -> dict[str, Any]:
         span = (t.max() - t.min()).days / 30.4
         freq = "Q" if span > 18 else "M"
         period = t.dt.to_period(freq).astype(str)
-        df = pd.DataFrame({"period": period, "y": y})
+        mature = np.ones(len(y), dtype=bool)
+        if horizon is not None and outcome_window_months is not None:
+            from models.splits import matured
+
+            mature = matured(t, pd.Timestamp(horizon), int(outcome_window_months))
+            out["horizon"] = str(horizon)
+            out["outcome_window_months"] = int(outcome_window_months)
+        df = pd.DataFrame({"period": period, "y": y, "mature": mature})
         rows = []
         for p, g in df.groupby("period", sort=True):
-            known = g["y"] >= 0
+            known = (g["y"] >= 0) & g["mature"]
             rows.append(
                 {
                     "period": str(p),
                     "rows": int(len(g)),
-                    "labelled": int(known.sum()),
+                    "labelled": int((g["y"] >= 0).sum()),
+                    "matured": int(known.sum()),
                     "defaults": int((g["y"] == 1).sum()),
                     "default_rate": float((g["y"][known] == 1).mean()) if known.any() else None,
                 }
@@ -298,7 +313,7 @@ def _table(df: pd.DataFrame, index: bool = False) -> str:
     """An escaped HTML table (numbers right-aligned)."""
     if df is None or df.empty:
         return "<p class='muted'>No rows.</p>"
-    cols = ([df.index.name or ""] if index else []) + [str(c) for c in df.columns]
+    cols = ([str(df.index.name or "")] if index else []) + [str(c) for c in df.columns]
     head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
     body = []
     for idx, row in df.iterrows():

@@ -409,7 +409,7 @@ def train_time_split(
         eval_ids=data.ids.iloc[split.oot].reset_index(drop=True) if data.ids is not None else None,
         seconds=secs,
         baseline=build_baseline(model, data.X[np.concatenate([split.train, split.validation])]),
-        data_summary=summarize_data(data),
+        data_summary=summarize_data(data, split.horizon, int(sp.get("outcome_window_months", 12))),
     )
 
 

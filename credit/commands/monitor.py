@@ -40,6 +40,10 @@ def monitor(
         typer.Option("--outcome-days", help="Match a loan applied this many days after a score."),
     ] = 31,
     top: Annotated[int, typer.Option("--top", help="Features shown in the table.")] = 15,
+    alert_on: Annotated[
+        str,
+        typer.Option("--alert-on", help="Exit 1 when 'any' variable or only the 'score' alerts."),
+    ] = "any",
     json_out: Annotated[
         Path | None, typer.Option("--json", help="Also write the figures to this JSON file.")
     ] = None,
@@ -48,7 +52,8 @@ def monitor(
 
     PSI of the score and of every feature, grade shift and migration, and (once loans with
     outcomes are ingested) the default rate by grade against the PDs predicted. Writes an HTML
-    report; exits 1 when a PSI crosses --psi-alert.
+    report; exits 1 when a PSI crosses --psi-alert (the score's or any feature's; only the
+    score's with --alert-on score).
     """
     from rich.console import Console
     from rich.table import Table
@@ -57,6 +62,8 @@ def monitor(
 
     if not 0 < psi_warn <= psi_alert:
         raise typer.BadParameter("need 0 < --psi-warn <= --psi-alert")
+    if alert_on not in ("any", "score"):
+        raise typer.BadParameter("--alert-on must be 'any' or 'score'")
     start = _since(since)
     rep = mon.monitor(start, psi_warn, psi_alert, outcome_days=outcome_days)
     console = Console()
@@ -74,11 +81,11 @@ def monitor(
             t.add_column(c, justify="right" if c == "PSI" else "left")
         shown = r.psi.head(top + 1)
         for _, row in shown.iterrows():
-            v = float(row["psi"])
+            psi_v = float(row["psi"])
             t.add_row(
                 str(row["variable"]),
                 str(row["kind"]),
-                "-" if not math.isfinite(v) else f"{v:.4f}",
+                "-" if not math.isfinite(psi_v) else f"{psi_v:.4f}",
                 f"[{style[row['status']]}]{row['status']}[/]",
             )
         if len(r.psi) > len(shown):
@@ -113,13 +120,14 @@ def monitor(
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(mon.render_html(rep), encoding="utf-8")
     mon.write_latest(rep)
-    verdict = "ALERT" if rep.alert else "ok"
+    alerting = rep.alerting(alert_on)
+    verdict = "ALERT" if alerting else "ok"
     console.print(f"{verdict}: score PSI {rep.score_psi:.4f}; report {path}")
     if json_out is not None:
         body = {
             "since": start.isoformat(),
             "decisions": rep.decisions,
-            "alert": rep.alert,
+            "alert": alerting,
             "skipped": rep.skipped,
             "versions": {
                 r.model_version: {
@@ -139,5 +147,5 @@ def monitor(
             },
         }
         json_out.write_text(json.dumps(body, indent=1))
-    if rep.alert:
+    if alerting:
         raise typer.Exit(1)

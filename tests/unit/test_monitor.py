@@ -140,3 +140,20 @@ def test_outcomes_by_grade_against_predicted_pd() -> None:
     assert (f["n"], f["defaults"]) == (9, 9)
     assert f["status"] == "above"  # 100% observed vs 50% predicted on 9 loans
     assert isinstance(t, pd.DataFrame)
+
+
+def test_alert_on_score_only_ignores_feature_alerts(tiny) -> None:  # type: ignore[no-untyped-def]
+    from datetime import UTC, datetime
+
+    from models.monitor import MonitorReport
+
+    model, data = tiny
+    base = build_baseline(model, data.X)
+    X = _population(model, seed=11)
+    X[:, model.feature_names.index("noise")] += 3.0  # a feature moves, the score barely does
+    r = compare(base, model, X)
+    assert r.alerts == ["noise"]
+    rep = MonitorReport(since=datetime(2025, 1, 1, tzinfo=UTC), decisions=r.rows, results=[r])
+    assert rep.alerting("any") and not rep.alerting("score")
+    with pytest.raises(ValueError, match="alert-on"):
+        rep.alerting("feature")

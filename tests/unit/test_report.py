@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
@@ -81,3 +82,14 @@ def test_data_summary_counts_rows_and_default_rate_by_period() -> None:
     assert s["period"] == "quarter"  # about 23 months of applications
     assert sum(p["rows"] for p in s["by_period"]) == 300
     assert sum(p["defaults"] for p in s["by_period"]) == s["defaults"]
+
+
+def test_data_summary_default_rate_counts_matured_applications_only() -> None:
+    f = make_frame(300, seed=2)
+    data = from_frame(f, "bad", time_column="applied_at", id_column="firm_id")
+    horizon = pd.Timestamp(f["applied_at"].max())
+    s = summarize_data(data, horizon, outcome_window_months=6)
+    last = s["by_period"][-1]  # applied within 6 months of the horizon: none matured
+    assert last["matured"] == 0 and last["default_rate"] is None
+    first = s["by_period"][0]
+    assert first["matured"] == first["labelled"] == first["rows"]
