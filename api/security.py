@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from fastapi import Depends, HTTPException, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.exc import SQLAlchemyError
 
 from credit.keys import Role, verify_key
 
@@ -52,7 +53,12 @@ def authenticate(
             headers={"Retry-After": str(max(1, int(1 / failures.rate)))},
         )
     plaintext = api_key or (token.credentials if token is not None else None)
-    key = verify_key(state.engine, plaintext) if plaintext else None
+    try:
+        key = verify_key(state.engine, plaintext) if plaintext else None
+    except (SQLAlchemyError, OSError) as exc:  # the service database is down: not a bad key
+        raise HTTPException(
+            503, "the key store (service database) is unavailable; retry later"
+        ) from exc
     if key is None:
         failures.acquire(client)
         msg = (
