@@ -5,9 +5,9 @@ the way ``credit train`` trains it (:func:`models.train.fit_model`: the same Lig
 candidates, early stopping and calibration) on every application whose outcome was known at
 ``T`` (applied at least ``outcome_window_months`` before ``T``: nothing from the future), the
 newest ``validation_fraction`` of them held out for early stopping and calibration. It is then
-evaluated on the applications of ``[T, next T)``. Beside it, the model trained at the first
-period is kept frozen and scored on every later period: the gap between the two AUC lines is
-how much a model decays without retraining.
+evaluated on the applications of ``[T, next T)`` whose outcome is settled by the data
+horizon. Beside it, the model trained at the first period is kept frozen and scored on every
+later period: the gap between the two AUC lines is how much a model decays without retraining.
 """
 
 from __future__ import annotations
@@ -91,9 +91,14 @@ def backtest(
     monotone: Sequence[int] | None = None,
     min_train_rows: int = 100,
     min_test_rows: int = 20,
+    horizon: pd.Timestamp | None = None,
     progress: Progress = _noop,
 ) -> BacktestResult:
     """Expanding-window retraining, one row per period (see the module docstring).
+
+    A period is evaluated on its applications whose outcome window closed by ``horizon``
+    (default: the latest application time): outcomes known early in an open window are
+    mostly defaults and would bias the figures.
 
     Raises
     ------
@@ -110,13 +115,15 @@ def backtest(
     times = pd.Series(pd.to_datetime(data.times)).reset_index(drop=True)
     y = np.asarray(data.y)
     labelled = y >= 0
+    h = pd.Timestamp(horizon) if horizon is not None else times.max()
+    settled = labelled & matured(times, h, window)
     rows: list[dict[str, Any]] = []
     frozen = None
     for per in periods(start, end, step):
         t0 = per.start_time
         t1 = (per + 1).start_time
         dev = np.flatnonzero(labelled & matured(times, t0, window))
-        test = np.flatnonzero(labelled & (times >= t0).to_numpy() & (times < t1).to_numpy())
+        test = np.flatnonzero(settled & (times >= t0).to_numpy() & (times < t1).to_numpy())
         row: dict[str, Any] = {c: math.nan for c in COLUMNS}
         row.update(
             period=str(per),
@@ -145,7 +152,7 @@ def backtest(
         if frozen is None:
             frozen = model
         if len(test) < min_test_rows or len(set(y[test].tolist())) < 2:
-            row["note"] = f"fewer than {min_test_rows} applications with both outcomes to test"
+            row["note"] = f"fewer than {min_test_rows} matured applications with both outcomes"
             rows.append(row)
             progress(f"{per}: trained on {len(dev)}; not evaluated ({row['note']})")
             continue

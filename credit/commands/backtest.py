@@ -63,6 +63,7 @@ def backtest(
             end,
             step,
             monotone=extras.get("monotone"),
+            horizon=extras.get("horizon"),
             progress=lambda m: console.log(m),
         )
     except (ValueError, FileNotFoundError, KeyError) as exc:
