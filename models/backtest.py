@@ -135,7 +135,7 @@ def backtest(
             note="",
         )
         if len(dev) < min_train_rows or len(set(y[dev].tolist())) < 2:
-            row["note"] = f"fewer than {min_train_rows} matured outcomes (or one class only)"
+            row["note"] = f"train: < {min_train_rows} settled outcomes or one class"
             rows.append(row)
             progress(f"{per}: skipped ({row['note']})")
             continue
@@ -143,7 +143,7 @@ def backtest(
         cut = int(round(len(order) * (1 - val_frac)))
         fit_idx, val_idx = np.sort(order[:cut]), np.sort(order[cut:])
         if len(set(y[val_idx].tolist())) < 2 or len(set(y[fit_idx].tolist())) < 2:
-            row["note"] = "the validation window lacks one of the outcomes"
+            row["note"] = "validation: one class only"
             rows.append(row)
             progress(f"{per}: skipped ({row['note']})")
             continue
@@ -152,7 +152,7 @@ def backtest(
         if frozen is None:
             frozen = model
         if len(test) < min_test_rows or len(set(y[test].tolist())) < 2:
-            row["note"] = f"fewer than {min_test_rows} matured applications with both outcomes"
+            row["note"] = f"test: < {min_test_rows} settled outcomes or one class"
             rows.append(row)
             progress(f"{per}: trained on {len(dev)}; not evaluated ({row['note']})")
             continue

@@ -75,8 +75,10 @@ def backtest(
     t = Table(title=f"backtest by {step}, outcome window {res.outcome_window_months} months")
     cols = ["period", "train_rows", "test_rows", "default_rate", "mean_pd", "auc", "frozen_auc",
             "ece", "calibration_slope", "note"]  # fmt: skip
-    for c in cols:
-        t.add_column(c, justify="left" if c in ("period", "note") else "right")
+    heads = ["period", "train", "test", "def. rate", "mean PD", "AUC", "frozen AUC", "ECE",
+             "slope", "note"]  # fmt: skip
+    for c, h in zip(cols, heads, strict=True):
+        t.add_column(h, justify="left" if c in ("period", "note") else "right")
     for _, r in res.table.iterrows():
         t.add_row(
             *[
