@@ -465,10 +465,18 @@ def load_decisions(since: datetime, engine: Any = None) -> pd.DataFrame:
     return pd.DataFrame([dict(r) for r in rows], columns=[c.name for c in cols])
 
 
-def attach_outcomes(frame: pd.DataFrame, store: str | Path, days: int = 31) -> pd.Series:
+def attach_outcomes(
+    frame: pd.DataFrame,
+    store: str | Path,
+    days: int = 31,
+    outcome_window_months: int = 12,
+    horizon: pd.Timestamp | None = None,
+) -> pd.Series:
     """Outcome of the first loan the firm applied for within ``days`` after each decision.
 
-    1 defaulted, 0 repaid, NaN unknown (no such loan, or its outcome is not in yet).
+    1 defaulted, 0 repaid, NaN unknown: no such loan, or its outcome window had not closed by
+    ``horizon`` (default: the record store's horizon). Defaults inside an open window are known
+    early while repayments are not, so counting them would overstate the default rate.
     """
     import duckdb
     import pandas as pd
@@ -492,7 +500,15 @@ def attach_outcomes(frame: pd.DataFrame, store: str | Path, days: int = 31) -> p
         con.close()
     if loans.empty:
         return out
+    if horizon is None:
+        from features.pipeline import store_horizon
+
+        horizon = store_horizon(str(store))
+    if horizon is None:
+        return out
     loans["applied_at"] = pd.to_datetime(loans["applied_at"])
+    settled = loans["applied_at"] + pd.DateOffset(months=outcome_window_months) <= horizon
+    loans["defaulted"] = loans["defaulted"].astype(object).where(settled.to_numpy(), None)
     by_firm = {f: g for f, g in loans.groupby("firm_id")}
     as_of = pd.to_datetime(frame["as_of"], utc=True).dt.tz_localize(None)
     for i, (firm, t) in enumerate(zip(frame["firm_id"].astype(str), as_of, strict=True)):
@@ -575,8 +591,12 @@ def monitor(
     store: str | Path | None = None,
     tracking_uri: str | None = None,
     outcome_days: int = 31,
+    outcome_window_months: int | None = None,
 ) -> MonitorReport:
-    """Compare the decisions since ``since`` with the baseline of the version that made them."""
+    """Compare the decisions since ``since`` with the baseline of the version that made them.
+
+    ``outcome_window_months`` defaults to ``split.outcome_window_months`` of the parameters.
+    """
     import tempfile
 
     import pandas as pd
@@ -589,7 +609,11 @@ def monitor(
     if frame.empty:
         return rep
     store = store or get_settings().store_path
-    frame["outcome"] = attach_outcomes(frame, store, outcome_days)
+    if outcome_window_months is None:
+        from models.train import load_params
+
+        outcome_window_months = int(load_params()["split"].get("outcome_window_months", 12))
+    frame["outcome"] = attach_outcomes(frame, store, outcome_days, outcome_window_months)
     cache = Path(tempfile.mkdtemp(prefix="monitor-"))
     for version, part in frame.groupby("model_version", sort=True):
         v = str(version)

@@ -157,3 +157,32 @@ def test_alert_on_score_only_ignores_feature_alerts(tiny) -> None:  # type: igno
     assert rep.alerting("any") and not rep.alerting("score")
     with pytest.raises(ValueError, match="alert-on"):
         rep.alerting("feature")
+
+
+def test_outcomes_count_only_loans_whose_window_closed(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import duckdb
+
+    from models.monitor import attach_outcomes
+
+    store = tmp_path / "records.duckdb"
+    loans = pd.DataFrame(
+        {
+            "firm_id": ["a", "b", "c"],
+            # a: settled repayment; b: default known early, window still open; c: too late
+            "applied_at": pd.to_datetime(["2024-01-10", "2024-09-10", "2024-03-01"]),
+            "defaulted": [False, True, True],
+        }
+    )
+    with duckdb.connect(str(store)) as con:
+        con.register("f", loans)
+        con.execute("CREATE TABLE loans AS SELECT * FROM f")
+    decisions = pd.DataFrame(
+        {"firm_id": ["a", "b", "c", "d"],
+         "as_of": pd.to_datetime(["2024-01-01", "2024-09-01", "2024-01-01", "2024-01-01"],
+                                 utc=True)}
+    )  # fmt: skip
+    got = attach_outcomes(decisions, store, days=31, outcome_window_months=12,
+                          horizon=pd.Timestamp("2025-02-01"))  # fmt: skip
+    # c applied 60 days after its score: not this decision's loan; d has no loan
+    assert got[0] == 0.0
+    assert np.isnan(got[1]) and np.isnan(got[2]) and np.isnan(got[3])

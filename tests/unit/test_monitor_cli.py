@@ -63,6 +63,10 @@ def test_monitor_flags_a_shifted_population_and_not_an_unshifted_one(tmp_path: P
             "defaulted": rng.uniform(size=len(same)) < same["pd"],
         }
     )
+    # a later application moves the store's horizon past January's 12-month outcome window
+    later = pd.DataFrame({"firm_id": ["other"], "applied_at": [pd.Timestamp("2026-02-01")],
+                          "defaulted": [None]})  # fmt: skip
+    loans = pd.concat([loans, later], ignore_index=True)
     store = get_settings().store_path
     store.parent.mkdir(parents=True, exist_ok=True)
     with duckdb.connect(str(store)) as con:
