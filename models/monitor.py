@@ -662,8 +662,11 @@ def latest_path(data_dir: str | Path | None = None) -> Path:
     return Path(data_dir) / "monitoring" / "latest.json"
 
 
-def write_latest(rep: MonitorReport, data_dir: str | Path | None = None) -> Path:
-    """Record the latest score PSI per version (atomically replaced)."""
+def write_latest(
+    rep: MonitorReport, data_dir: str | Path | None = None, alert: bool | None = None
+) -> Path:
+    """Record the latest score PSI per version (atomically replaced); ``alert`` is the verdict
+    the caller acted on (default: :attr:`MonitorReport.alert`)."""
     p = latest_path(data_dir)
     p.parent.mkdir(parents=True, exist_ok=True)
     body = {
@@ -672,7 +675,7 @@ def write_latest(rep: MonitorReport, data_dir: str | Path | None = None) -> Path
         "decisions": rep.decisions,
         "score_psi": rep.score_psi if math.isfinite(rep.score_psi) else None,
         "by_version": {r.model_version: r.score_psi for r in rep.results},
-        "alert": rep.alert,
+        "alert": rep.alert if alert is None else alert,
     }
     tmp = p.with_suffix(".tmp")
     tmp.write_text(json.dumps(body, indent=1))

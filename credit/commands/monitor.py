@@ -119,8 +119,8 @@ def monitor(
     path = out or mon.latest_path().with_name("report.html")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(mon.render_html(rep), encoding="utf-8")
-    mon.write_latest(rep)
     alerting = rep.alerting(alert_on)
+    mon.write_latest(rep, alert=alerting)
     verdict = "ALERT" if alerting else "ok"
     console.print(f"{verdict}: score PSI {rep.score_psi:.4f}; report {path}")
     if json_out is not None:
