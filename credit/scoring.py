@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -403,6 +404,7 @@ class ScoringModel:
             raise ModelUnavailableError(
                 f"bundle format {meta['format']} is newer than this code ({BUNDLE_FORMAT})"
             )
+        _check_model_file(d / "model.txt")
         booster = lgb.Booster(model_file=str(d / "model.txt"))
         return cls(
             booster=booster,
@@ -569,6 +571,28 @@ def _download(name: str, ref: str, tracking_uri: str, cache: Path) -> tuple[str,
     if bundle is None:  # pragma: no cover - just written
         raise ModelUnavailableError(f"models:/{name}/{version} holds no scoring bundle")
     return version, mv.run_id, bundle
+
+
+def _check_model_file(path: Path) -> None:
+    """Refuse a LightGBM model file whose trees are not all there.
+
+    LightGBM parses trees at the offsets its ``tree_sizes`` header announces; on a truncated
+    file (an interrupted upload or copy) it reads past the end and crashes the process
+    (seen with lightgbm 4.7) instead of raising. Walking the offsets first turns that into
+    a clear :class:`ModelUnavailableError`.
+    """
+    data = path.read_bytes()
+    m = re.search(rb"^tree_sizes=([0-9 ]*)$", data, re.M)
+    if m is None:  # an older writer without offsets: LightGBM reads it sequentially
+        return
+    start = data.find(b"\nTree=0\n")
+    pos = start + 1
+    for i, size in enumerate(int(x) for x in m.group(1).split()):
+        if start < 0 or not data.startswith(b"Tree=%d\n" % i, pos):
+            raise ModelUnavailableError(f"{path} is truncated or corrupt: tree {i} is missing")
+        pos += size
+    if not data.startswith(b"end of trees", pos):
+        raise ModelUnavailableError(f"{path} is truncated or corrupt: no end of trees")
 
 
 def _find_bundle(root: Path) -> Path | None:
