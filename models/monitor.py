@@ -509,15 +509,30 @@ def attach_outcomes(
     loans["applied_at"] = pd.to_datetime(loans["applied_at"])
     settled = loans["applied_at"] + pd.DateOffset(months=outcome_window_months) <= horizon
     loans["defaulted"] = loans["defaulted"].astype(object).where(settled.to_numpy(), None)
-    by_firm = {f: g for f, g in loans.groupby("firm_id")}
     as_of = pd.to_datetime(frame["as_of"], utc=True).dt.tz_localize(None)
-    for i, (firm, t) in enumerate(zip(frame["firm_id"].astype(str), as_of, strict=True)):
-        g = by_firm.get(firm)
-        if g is None:
-            continue
-        hit = g[(g["applied_at"] >= t) & (g["applied_at"] < t + pd.Timedelta(days=days))]
-        if len(hit) and pd.notna(hit["defaulted"].iloc[0]):
-            out.iloc[i] = float(bool(hit["defaulted"].iloc[0]))
+    left = pd.DataFrame(
+        {
+            "pos": np.arange(len(frame)),
+            "firm_id": frame["firm_id"].astype(str).to_numpy(),
+            "t": as_of.to_numpy().astype("datetime64[ns]"),
+        }
+    ).sort_values("t", kind="stable")
+    right = pd.DataFrame(
+        {
+            "firm_id": loans["firm_id"].astype(str).to_numpy(),
+            "applied_at": loans["applied_at"].to_numpy().astype("datetime64[ns]"),
+            "defaulted": loans["defaulted"].to_numpy(),
+        }
+    ).sort_values("applied_at", kind="stable")
+    # the first application of the same firm on or after the decision, within ``days``
+    m = pd.merge_asof(
+        left, right, left_on="t", right_on="applied_at", by="firm_id", direction="forward",
+        tolerance=pd.Timedelta(days=days),
+    )  # fmt: skip
+    known = m["defaulted"].notna().to_numpy()
+    vals = np.full(len(m), np.nan)
+    vals[known] = m.loc[known, "defaulted"].astype(bool).astype(float).to_numpy()
+    out.iloc[m["pos"].to_numpy()] = vals
     return out
 
 
