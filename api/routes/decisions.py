@@ -56,6 +56,7 @@ _EXAMPLE = {
         200: {"content": {"application/json": {"example": _EXAMPLE}}},
         401: {"model": ErrorOut},
         404: {"model": ErrorOut, "description": "No such decision for this tenant."},
+        429: {"model": ErrorOut, "description": "Rate limited; see Retry-After."},
         503: {"model": ErrorOut, "description": "Audit log unavailable."},
     },
 )

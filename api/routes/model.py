@@ -42,6 +42,7 @@ _CARD_EXAMPLE = {
     responses={
         200: {"content": {"application/json": {"example": _CARD_EXAMPLE}}},
         401: {"model": ErrorOut},
+        429: {"model": ErrorOut, "description": "Rate limited; see Retry-After."},
         503: {"model": ErrorOut, "description": "No model loaded."},
     },
 )
@@ -70,6 +71,7 @@ def model_card(principal: AnyRole, model: ModelDep) -> dict[str, Any]:
         },
         401: {"model": ErrorOut},
         403: {"model": ErrorOut},
+        429: {"model": ErrorOut, "description": "Rate limited; see Retry-After."},
         503: {"model": ErrorOut, "description": "The new model could not be loaded."},
     },
 )
