@@ -94,6 +94,14 @@ def test_path_tricks_in_file_arguments(tmp_path: Path) -> None:
     report = json.loads(res.stdout)
     assert not report["ok"] and "payments.csv" in report["errors"][0]
     assert "root:" not in res.output
+    # a store argument that is a directory or a device: a clear error, nothing written there
+    (d / "payments.csv").unlink()
+    (d / "firms.csv").write_text("firm_id\nF1\n")
+    for store in [str(tmp_path), "/dev/null"]:
+        res = runner.invoke(cli, ["ingest", str(d), "--store", store, "--json"])
+        assert res.exit_code == 1, res.output
+        assert res.exception is None or isinstance(res.exception, SystemExit), res.exception
+        assert "cannot open the record store" in json.loads(res.stdout)["errors"][0]
 
 
 def _posted(**payment_overrides: Any) -> dict[str, Any]:
