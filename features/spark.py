@@ -426,3 +426,40 @@ def build_to_parquet(
         }
         (_local_path(target) / "_tradecredit.json").write_text(json.dumps(meta, indent=1) + "\n")
     return BuildResult(out=target, rows=rows, seconds=secs, master=str(spark.sparkContext.master))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point for ``spark-submit`` (the master and resources come from spark-submit).
+
+    Example::
+
+        spark-submit --master spark://head:7077 --conf spark.sql.shuffle.partitions=400 \\
+            "$(python -c 'import features.spark as m; print(m.__file__)')" \\
+            --records s3a://lake/records --out s3a://lake/features/monthly-2025-12 \\
+            --spine monthly --from 2025-01 --to 2025-12
+    """
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="features/spark.py", description=main.__doc__)
+    ap.add_argument("--records", required=True, help="folder of Parquet record files")
+    ap.add_argument("--out", required=True, help="Parquet folder to write")
+    ap.add_argument("--spine", choices=("loans", "monthly"), default="loans")
+    ap.add_argument("--from", dest="start", help="first month YYYY-MM (monthly spine)")
+    ap.add_argument("--to", dest="end", help="last month YYYY-MM (monthly spine)")
+    ap.add_argument("--lag", action="append", help="TYPE=DAYS, repeatable (e.g. customs=5)")
+    args = ap.parse_args(argv)
+    res = build_to_parquet(
+        args.records,
+        args.out,
+        spine=args.spine,
+        start=args.start,
+        end=args.end,
+        lags=Lags.parse(args.lag),
+        master="",
+    )
+    print(f"wrote {res.out}: {res.rows:,} rows on {res.master} in {res.seconds:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
