@@ -532,7 +532,7 @@ def attach_outcomes(
     known = m["defaulted"].notna().to_numpy()
     vals = np.full(len(m), np.nan)
     vals[known] = m.loc[known, "defaulted"].astype(bool).astype(float).to_numpy()
-    out.iloc[m["pos"].to_numpy()] = vals
+    out.iloc[m["pos"].to_numpy()] = vals  # type: ignore[call-overload]
     return out
 
 

@@ -11,7 +11,10 @@ config = context.config
 def _run() -> None:
     engine = config.attributes.get("engine")
     if engine is None:  # plain `alembic -c ...` use: build one from the URL
-        engine = create_engine(config.get_main_option("sqlalchemy.url"), poolclass=pool.NullPool)
+        url = config.get_main_option("sqlalchemy.url")
+        if not url:
+            raise RuntimeError("set sqlalchemy.url (the service database URL) to run migrations")
+        engine = create_engine(url, poolclass=pool.NullPool)
     with engine.connect() as connection:
         context.configure(connection=connection, render_as_batch=True)
         with context.begin_transaction():
