@@ -25,7 +25,7 @@ class TradeCreditPD(PythonModel):
     def load_context(self, context: Any) -> None:
         self._model = ScoringModel.from_bundle(context.artifacts["bundle"])
 
-    def predict(self, context, model_input, params=None):  # type: ignore[no-untyped-def]
+    def predict(self, context, model_input, params=None):
         # (no type hints: MLflow reads them as an input schema)
         if self._model is None:
             self.load_context(context)
