@@ -169,11 +169,23 @@ def learnability(world) -> dict[str, float]:  # noqa: ANN001
     n = len(order)
     tr, va, te = order[: int(0.6 * n)], order[int(0.6 * n) : int(0.75 * n)], order[int(0.75 * n) :]
     model = lgb.LGBMClassifier(
-        n_estimators=2000, learning_rate=0.02, num_leaves=15, min_child_samples=50,
-        subsample=0.8, subsample_freq=1, colsample_bytree=0.7, reg_lambda=5.0, verbose=-1,
+        n_estimators=2000,
+        learning_rate=0.02,
+        num_leaves=15,
+        min_child_samples=50,
+        subsample=0.8,
+        subsample_freq=1,
+        colsample_bytree=0.7,
+        reg_lambda=5.0,
+        verbose=-1,
     )
-    model.fit(X.iloc[tr], y[tr], eval_set=[(X.iloc[va], y[va])], eval_metric="auc",
-              callbacks=[lgb.early_stopping(100, verbose=False)])
+    model.fit(
+        X.iloc[tr],
+        y[tr],
+        eval_set=[(X.iloc[va], y[va])],
+        eval_metric="auc",
+        callbacks=[lgb.early_stopping(100, verbose=False)],
+    )
     score = model.predict_proba(X.iloc[te])[:, 1]
     return {
         "train_loans": float(len(tr)),
@@ -213,16 +225,20 @@ def main(argv: list[str] | None = None) -> int:
     print(f"records/s             {records / total:,.0f}")
     print(f"peak memory           {peak_gb:.2f} GB")
     scale = args.firms * args.months / (20_000 * 36)
-    print(f"vs budget (scaled)    time {total / (BUDGET_S * scale):.2f} x 180 s, "
-          f"memory {peak_gb / BUDGET_GB:.2f} x 4 GB")
+    print(
+        f"vs budget (scaled)    time {total / (BUDGET_S * scale):.2f} x 180 s, "
+        f"memory {peak_gb / BUDGET_GB:.2f} x 4 GB"
+    )
     s = summarize(world)
     print(f"default rate          {s['default_rate']:.2%} on {s['loans_matured']:,} matured loans")
     print(f"oracle AUC            {s['oracle_auc']:.3f}")
     print(f"worst-DPD AUC         {s['worst_dpd_auc']:.3f}")
     if args.learnability:
         r = learnability(world)
-        print(f"learnability          {r['train_loans']:.0f} train / {r['test_loans']:.0f} "
-              f"out-of-time loans ({r['test_defaults']:.0f} defaults)")
+        print(
+            f"learnability          {r['train_loans']:.0f} train / {r['test_loans']:.0f} "
+            f"out-of-time loans ({r['test_defaults']:.0f} defaults)"
+        )
         print(f"  LightGBM OOT AUC    {r['model_auc']:.3f}")
         gap = r["oracle_auc"] - r["model_auc"]
         print(f"  oracle on same      {r['oracle_auc']:.3f}  (gap {gap:.3f})")

@@ -203,9 +203,7 @@ FIRMS = RecordType(
             "Who the firm sells to: businesses, consumers, or both.",
             allowed=BUSINESS_MODELS,
         ),
-        FieldSpec(
-            "main_category", "string", "Main product category.", allowed=CATEGORIES
-        ),
+        FieldSpec("main_category", "string", "Main product category.", allowed=CATEGORIES),
         FieldSpec(
             "home_region",
             "string",
@@ -237,9 +235,7 @@ CUSTOMS = RecordType(
             "trade.",
             allowed=CUSTOMS_REGIMES,
         ),
-        FieldSpec(
-            "hs_code", "string", "Harmonized System code, 6 digits.", pattern=r"^[0-9]{6}$"
-        ),
+        FieldSpec("hs_code", "string", "Harmonized System code, 6 digits.", pattern=r"^[0-9]{6}$"),
         _country("origin_country", "Country of origin of the goods"),
         _country("destination_country", "Country of destination"),
         FieldSpec(

@@ -67,9 +67,16 @@ def _concat(parts: list[Cols]) -> Cols:
     return {k: np.concatenate([p[k] for p in parts]) for k in keys}
 
 
-def _part(kind: int, firm: np.ndarray, amount: np.ndarray, currency: np.ndarray,
-          cp: np.ndarray, day: np.ndarray, due: np.ndarray | None,
-          paid: np.ndarray | None) -> Cols:
+def _part(
+    kind: int,
+    firm: np.ndarray,
+    amount: np.ndarray,
+    currency: np.ndarray,
+    cp: np.ndarray,
+    day: np.ndarray,
+    due: np.ndarray | None,
+    paid: np.ndarray | None,
+) -> Cols:
     k = firm.shape[0]
     return {
         "firm": firm,
@@ -114,33 +121,82 @@ def build_payments(rng: np.random.Generator, w: Latent, tr: Trade) -> tuple[Cols
         hold = rng.gamma(4.0, (1.0 + 14.0 * sigmoid(-1.3 * h[b2c] - 1.2)) / 4.0)
         paid = unpaid_after_end(due + np.round(hold).astype(np.int64))
         amount = tr.b2c_sales[b2c] / 2 * rng.lognormal(0, 0.1, b2c.shape[0])
-        parts.append(_part(SETTLEMENT, fi[b2c], amount, main_currency[fi[b2c]],
-                           cps.platform0 + platform, day, due, paid))
+        parts.append(
+            _part(
+                SETTLEMENT,
+                fi[b2c],
+                amount,
+                main_currency[fi[b2c]],
+                cps.platform0 + platform,
+                day,
+                due,
+                paid,
+            )
+        )
     # refunds and chargebacks
     gp = w.shocks.gpsr_after[ti[b2c]] * (w.shocks.exposure_gpsr[fi[b2c]] > 0)
     rate = sigmoid(-3.0 - 0.7 * h[b2c] + pop.refund_propensity[fi[b2c]] + 0.5 * gp)
     day = ms[ti[b2c]] + np.floor(rng.random(b2c.shape[0]) * cal.month_days[ti[b2c]]).astype(int)
-    parts.append(_part(REFUND, fi[b2c], tr.b2c_sales[b2c] * rate * rng.lognormal(0, 0.1, b2c.size),
-                       main_currency[fi[b2c]], cps.platform0 + platform, day, None, None))
+    parts.append(
+        _part(
+            REFUND,
+            fi[b2c],
+            tr.b2c_sales[b2c] * rate * rng.lognormal(0, 0.1, b2c.size),
+            main_currency[fi[b2c]],
+            cps.platform0 + platform,
+            day,
+            None,
+            None,
+        )
+    )
     lam = 0.25 * np.exp(-0.8 * h[b2c]) * np.sqrt(np.minimum(tr.b2c_sales[b2c] / 30_000, 4.0))
     n_cb = rng.poisson(lam)
     c = np.repeat(b2c, n_cb)
     day = ms[ti[c]] + np.floor(rng.random(c.shape[0]) * cal.month_days[ti[c]]).astype(int)
-    parts.append(_part(CHARGEBACK, fi[c], rng.gamma(2.0, 60.0, c.shape[0]) + 5.0,
-                       main_currency[fi[c]], cps.platform0 + pop.platform[fi[c]], day, None, None))
+    parts.append(
+        _part(
+            CHARGEBACK,
+            fi[c],
+            rng.gamma(2.0, 60.0, c.shape[0]) + 5.0,
+            main_currency[fi[c]],
+            cps.platform0 + pop.platform[fi[c]],
+            day,
+            None,
+            None,
+        )
+    )
     # fees at month end: marketplace commission + ads, forwarder's bill
     month_end = ms[ti + 1] - 1
     fee_rate = 0.10 + 0.08 * sigmoid(-h[b2c])
     fee = tr.b2c_sales[b2c] * fee_rate * rng.lognormal(0, 0.05, b2c.size)
-    parts.append(_part(FEE, fi[b2c], fee, main_currency[fi[b2c]], cps.platform0 + platform,
-                       month_end[b2c], None, None))
+    parts.append(
+        _part(
+            FEE,
+            fi[b2c],
+            fee,
+            main_currency[fi[b2c]],
+            cps.platform0 + platform,
+            month_end[b2c],
+            None,
+            None,
+        )
+    )
     # B2B-only sellers have no marketplace; their forwarder bills them instead
     f = np.flatnonzero(pop.b2c_share[fi] == 0)
     # (struggling exporters pay more storage, demurrage and rush surcharges)
     fwd_rate = 0.035 + 0.04 * sigmoid(-h[f])
-    parts.append(_part(FEE, fi[f], sales[f] * fwd_rate * rng.lognormal(0, 0.08, f.shape[0]),
-                       np.full(f.shape[0], CNY), cps.logistics0 + forwarder[fi[f]], month_end[f],
-                       None, None))
+    parts.append(
+        _part(
+            FEE,
+            fi[f],
+            sales[f] * fwd_rate * rng.lognormal(0, 0.08, f.shape[0]),
+            np.full(f.shape[0], CNY),
+            cps.logistics0 + forwarder[fi[f]],
+            month_end[f],
+            None,
+            None,
+        )
+    )
     # B2B receipts: one invoice per order
     sh = tr.shipments
     o = tr.b2b_orders
@@ -157,11 +213,23 @@ def build_payments(rng: np.random.Generator, w: Latent, tr: Trade) -> tuple[Cols
     bad_debt = rng.random(o.shape[0]) < sigmoid(-5.5 - 0.8 * oh + 0.5 * buyer_risk[buyer])
     paid = np.where(bad_debt, -1, unpaid_after_end(paid))
     dest = sh["destination"][o]
-    cur = np.where(np.isin(COUNTRY_CURRENCY[dest], [CURRENCIES.index("EUR"),
-                                                    CURRENCIES.index("JPY")]),
-                   COUNTRY_CURRENCY[dest], USD)
-    parts.append(_part(B2B_RECEIPT, ofirm, sh["value"][o] * rng.lognormal(0, 0.03, o.shape[0]),
-                       cur, cps.buyer0 + buyer, oday, due, paid))
+    cur = np.where(
+        np.isin(COUNTRY_CURRENCY[dest], [CURRENCIES.index("EUR"), CURRENCIES.index("JPY")]),
+        COUNTRY_CURRENCY[dest],
+        USD,
+    )
+    parts.append(
+        _part(
+            B2B_RECEIPT,
+            ofirm,
+            sh["value"][o] * rng.lognormal(0, 0.03, o.shape[0]),
+            cur,
+            cps.buyer0 + buyer,
+            oday,
+            due,
+            paid,
+        )
+    )
     # supplier invoices: one a month (two for larger sellers); delays set by the health at
     # the due date, so they lengthen as cash tightens
     for j in range(2):
@@ -176,8 +244,18 @@ def build_payments(rng: np.random.Generator, w: Latent, tr: Trade) -> tuple[Cols
         delay = np.round(rng.gamma(6.0, mean_delay / 6.0) - 3.0).astype(np.int64)
         paid = unpaid_after_end(np.maximum(due + delay, day))
         amount = sales_ * cost_ratio * rng.lognormal(0, 0.1, sel.shape[0])
-        parts.append(_part(SUPPLIER, fi_, amount, np.full(sel.shape[0], CNY),
-                           cps.supplier0 + sup, day, due, paid))
+        parts.append(
+            _part(
+                SUPPLIER,
+                fi_,
+                amount,
+                np.full(sel.shape[0], CNY),
+                cps.supplier0 + sup,
+                day,
+                due,
+                paid,
+            )
+        )
     parts.extend(_loan_flows(rng, w, cps))
     return _concat(parts), cps.names()
 
@@ -191,8 +269,9 @@ def _loan_flows(rng: np.random.Generator, w: Latent, cps: Counterparties) -> lis
     d = np.flatnonzero(lb.disbursed)
     lender = cps.lender0 + (lb.firm[d] * 31 + lb.product[d]) % len(LENDERS)
     cur = np.where(lb.product[d] == 1, USD, CNY)
-    disb = _part(DISBURSEMENT, lb.firm[d], lb.amount[d], cur, lender, lb.disbursed_day[d],
-                 None, None)
+    disb = _part(
+        DISBURSEMENT, lb.firm[d], lb.amount[d], cur, lender, lb.disbursed_day[d], None, None
+    )
     n_inst = lb.n_inst[d]
     loan = np.repeat(d, n_inst)
     k = np.arange(loan.shape[0]) - np.repeat(np.cumsum(n_inst) - n_inst, n_inst) + 1
@@ -207,6 +286,14 @@ def _loan_flows(rng: np.random.Generator, w: Latent, cps: Counterparties) -> lis
     paid = np.where(missed | (paid >= end), -1, paid)
     interest = LOAN_RATE[lb.product[loan]] * lb.term[loan] / 365
     amount = lb.amount[loan] * (1 + interest) / n_inst.repeat(n_inst)
-    rep = _part(REPAYMENT, firm, amount, np.where(lb.product[loan] == 1, USD, CNY),
-                np.repeat(lender, n_inst), lb.disbursed_day[loan], due, paid)
+    rep = _part(
+        REPAYMENT,
+        firm,
+        amount,
+        np.where(lb.product[loan] == 1, USD, CNY),
+        np.repeat(lender, n_inst),
+        lb.disbursed_day[loan],
+        due,
+        paid,
+    )
     return [disb, rep]

@@ -36,8 +36,9 @@ def worst_past_dpd(loans: pd.DataFrame, payments: pd.DataFrame) -> pd.Series:
     Only instalments issued and due before the application count; one paid after the
     application counts as unpaid on that day. Loans of firms without any: 0.
     """
-    rep = payments.loc[payments["kind"] == "loan_repayment", ["firm_id", "occurred_at",
-                                                                "due_at", "paid_at"]]
+    rep = payments.loc[
+        payments["kind"] == "loan_repayment", ["firm_id", "occurred_at", "due_at", "paid_at"]
+    ]
     m = loans[["loan_id", "firm_id", "applied_at"]].merge(rep, on="firm_id", how="inner")
     m = m[(m["occurred_at"] < m["applied_at"]) & (m["due_at"] < m["applied_at"])]
     settled = m["paid_at"].where(m["paid_at"] <= m["applied_at"], m["applied_at"])
@@ -59,10 +60,14 @@ def summarize(world: World) -> dict[str, Any]:
     by_segment = pd.Series(y).groupby(seg.to_numpy()).mean().round(4).to_dict()
     cust = world.customs
     exports = cust[cust["direction"] == "export"]
-    b2b_share = float(
-        exports.loc[exports["regime"].isin(B2B_REGIMES), "value_usd"].sum()
-        / exports["value_usd"].sum()
-    ) if len(exports) else float("nan")
+    b2b_share = (
+        float(
+            exports.loc[exports["regime"].isin(B2B_REGIMES), "value_usd"].sum()
+            / exports["value_usd"].sum()
+        )
+        if len(exports)
+        else float("nan")
+    )
     heuristic = worst_past_dpd(loans.loc[matured], world.payments)
     return {
         "firms": counts["firms"],

@@ -50,7 +50,9 @@ EU = MARKETS.index("EU")
 #: Country codes used in customs and shipments: destinations, then China, then origins
 #: of imported components that are not already destinations.
 COUNTRY_VOCAB: tuple[str, ...] = (
-    *COUNTRIES, "CN", *(c for c in IMPORT_ORIGINS if c not in COUNTRIES)
+    *COUNTRIES,
+    "CN",
+    *(c for c in IMPORT_ORIGINS if c not in COUNTRIES),
 )
 CN = COUNTRY_VOCAB.index("CN")
 IMPORT_ORIGIN_CODES = np.array([COUNTRY_VOCAB.index(c) for c in IMPORT_ORIGINS])
@@ -92,9 +94,16 @@ def build_trade(rng: np.random.Generator, w: Latent) -> Trade:
     b2b_ship_rows: list[np.ndarray] = []
     n_ship = 0
 
-    def declare(cell: np.ndarray, lane_country: np.ndarray, regime: int, value: np.ndarray,
-                day: np.ndarray, gpsr: np.ndarray, dmin: np.ndarray,
-                direction: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    def declare(
+        cell: np.ndarray,
+        lane_country: np.ndarray,
+        regime: int,
+        value: np.ndarray,
+        day: np.ndarray,
+        gpsr: np.ndarray,
+        dmin: np.ndarray,
+        direction: int = 0,
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Append declarations; return their row numbers and clearance statuses."""
         nonlocal n_decl
         k = cell.shape[0]
@@ -111,9 +120,13 @@ def build_trade(rng: np.random.Generator, w: Latent) -> Trade:
         cat = pop.category[fi[cell]]
         refundable = (regime in (R9710, R9810, R0110)) & (direction == 0) & (status != REJECTED)
         refund = np.where(refundable, np.round(value * VAT_REFUND_RATE[cat], 2), 0.0)
-        settle = day + 20 + np.round(
-            rng.gamma(4.0, (15.0 + 35.0 * sigmoid(-hh)) / 4.0, k) + 15 * (status == HELD)
-        ).astype(np.int64)
+        settle = (
+            day
+            + 20
+            + np.round(
+                rng.gamma(4.0, (15.0 + 35.0 * sigmoid(-hh)) / 4.0, k) + 15 * (status == HELD)
+            ).astype(np.int64)
+        )
         denied = rng.random(k) < sigmoid(-3.4 - 0.9 * hh + 0.8 * (status == HELD))
         settled = settle < cal.end_day
         refund_status = np.where(
@@ -146,9 +159,18 @@ def build_trade(rng: np.random.Generator, w: Latent) -> Trade:
         n_decl += k
         return rows, status
 
-    def ship(cell: np.ndarray, decl_rows: np.ndarray, decl_status: np.ndarray, day: np.ndarray,
-             mode: np.ndarray, country: np.ndarray, dest_type: int, value: np.ndarray,
-             gpsr: np.ndarray, dmin: np.ndarray) -> np.ndarray:
+    def ship(
+        cell: np.ndarray,
+        decl_rows: np.ndarray,
+        decl_status: np.ndarray,
+        day: np.ndarray,
+        mode: np.ndarray,
+        country: np.ndarray,
+        dest_type: int,
+        value: np.ndarray,
+        gpsr: np.ndarray,
+        dmin: np.ndarray,
+    ) -> np.ndarray:
         nonlocal n_ship
         k = cell.shape[0]
         hh = h[cell]
@@ -215,8 +237,18 @@ def build_trade(rng: np.random.Generator, w: Latent) -> Trade:
                 day = d0 + 1 + np.floor(span * j + rng.random(c.shape[0]) * span).astype(np.int64)
                 p = PARCEL_MODES[market[c]]
                 mode = np.minimum((rng.random((c.shape[0], 1)) > np.cumsum(p, 1)).sum(1), 2)
-                ship(c, rows, st, day, mode, country[c], CONSUMER,
-                     direct[c] / nb * rng.lognormal(0, 0.1, c.shape[0]), gpsr_l[c], dm_l[c])
+                ship(
+                    c,
+                    rows,
+                    st,
+                    day,
+                    mode,
+                    country[c],
+                    CONSUMER,
+                    direct[c] / nb * rng.lognormal(0, 0.1, c.shape[0]),
+                    gpsr_l[c],
+                    dm_l[c],
+                )
         # overseas warehouse restocks (first lane)
         if lane == 0:
             wh = sales * pop.b2c_share[fi] * pop.warehouse_share[fi] * share
@@ -226,11 +258,22 @@ def build_trade(rng: np.random.Generator, w: Latent) -> Trade:
             value = wh[cell] * 2.2 * rng.lognormal(0, 0.2, cell.shape[0])
             value *= np.where(us_b2c[cell], 1 + 0.3 * dm[cell], 1.0)
             dday = _days_in(rng, ms[ti[cell]], ms[ti[cell] + 1] - 3)
-            rows, st = declare(cell, country[cell], R9810, value, dday, gpsr_l[cell],
-                               np.zeros(cell.shape[0]))
+            rows, st = declare(
+                cell, country[cell], R9810, value, dday, gpsr_l[cell], np.zeros(cell.shape[0])
+            )
             mode = np.where((market[cell] == EU) & (rng.random(cell.shape[0]) < 0.3), RAIL, SEA)
-            ship(cell, rows, st, dday + rng.integers(1, 4, cell.shape[0]), mode, country[cell],
-                 WAREHOUSE, value, gpsr_l[cell], np.zeros(cell.shape[0]))
+            ship(
+                cell,
+                rows,
+                st,
+                dday + rng.integers(1, 4, cell.shape[0]),
+                mode,
+                country[cell],
+                WAREHOUSE,
+                value,
+                gpsr_l[cell],
+                np.zeros(cell.shape[0]),
+            )
         # B2B orders
         b2b = sales * (1 - pop.b2c_share[fi]) * share * b2b_season
         has = b2b > 0
@@ -242,23 +285,46 @@ def build_trade(rng: np.random.Generator, w: Latent) -> Trade:
         gt = pop.general_trade[fi[cell]]
         for regime, sel in ((R9710, ~gt), (R0110, gt)):
             c = cell[sel]
-            rows, st = declare(c, country[c], regime, value[sel], dday[sel],
-                               np.zeros(c.shape[0]), np.zeros(c.shape[0]))
+            rows, st = declare(
+                c,
+                country[c],
+                regime,
+                value[sel],
+                dday[sel],
+                np.zeros(c.shape[0]),
+                np.zeros(c.shape[0]),
+            )
             u = rng.random(c.shape[0])
             eu = market[c] == EU
             mode = np.select([u < 0.15, eu & (u < 0.3)], [AIR, RAIL], SEA)
-            srows = ship(c, rows, st, dday[sel] + rng.integers(1, 4, c.shape[0]), mode,
-                         country[c], BUSINESS, value[sel], np.zeros(c.shape[0]),
-                         np.zeros(c.shape[0]))
+            srows = ship(
+                c,
+                rows,
+                st,
+                dday[sel] + rng.integers(1, 4, c.shape[0]),
+                mode,
+                country[c],
+                BUSINESS,
+                value[sel],
+                np.zeros(c.shape[0]),
+                np.zeros(c.shape[0]),
+            )
             b2b_ship_rows.append(srows)
 
     # component imports by machinery and electronics makers
     maker = np.isin(pop.category[fi], [4, 5]) & (rng.random(fi.shape[0]) < 0.25)
     cell = np.flatnonzero(maker)
     origin = IMPORT_ORIGIN_CODES[rng.integers(0, len(IMPORT_ORIGINS), cell.shape[0])]
-    declare(cell, origin, R0110, sales[cell] * 0.15 * rng.lognormal(0, 0.3, cell.shape[0]),
-            _days_in(rng, ms[ti[cell]], ms[ti[cell] + 1]), np.zeros(cell.shape[0]),
-            np.zeros(cell.shape[0]), direction=1)
+    declare(
+        cell,
+        origin,
+        R0110,
+        sales[cell] * 0.15 * rng.lognormal(0, 0.3, cell.shape[0]),
+        _days_in(rng, ms[ti[cell]], ms[ti[cell] + 1]),
+        np.zeros(cell.shape[0]),
+        np.zeros(cell.shape[0]),
+        direction=1,
+    )
 
     return Trade(
         customs=_concat(decl_parts),

@@ -122,14 +122,16 @@ class Latent:
     loans: LoanBook
 
 
-def instalment_due(disbursed_day: np.ndarray, term: np.ndarray, n_inst: np.ndarray,
-                   k: np.ndarray) -> np.ndarray:
+def instalment_due(
+    disbursed_day: np.ndarray, term: np.ndarray, n_inst: np.ndarray, k: np.ndarray
+) -> np.ndarray:
     """Due day of instalment ``k`` (1-based) of ``n_inst`` equal ones over ``term`` days."""
     return disbursed_day + np.round(term * k / n_inst).astype(np.int64)
 
 
-def _draw_default_instalment(rng: np.random.Generator, term: np.ndarray,
-                             n_inst: np.ndarray) -> np.ndarray:
+def _draw_default_instalment(
+    rng: np.random.Generator, term: np.ndarray, n_inst: np.ndarray
+) -> np.ndarray:
     """First missed instalment, among those due early enough to reach 90 DPD in 365 days.
 
     Later instalments are likelier (density rising linearly): most firms pay a few before

@@ -90,8 +90,9 @@ def _order(*keys: np.ndarray) -> np.ndarray:
     return np.lexsort(tuple(reversed(keys)))
 
 
-def build_tables(w: Latent, tr: Trade, pay: dict[str, np.ndarray],
-                 counterparties: list[str]) -> dict[str, pa.Table]:
+def build_tables(
+    w: Latent, tr: Trade, pay: dict[str, np.ndarray], counterparties: list[str]
+) -> dict[str, pa.Table]:
     """The five contract tables and ``truth``, as Arrow tables."""
     cal, pop = w.cal, w.pop
     n = pop.n
@@ -107,6 +108,7 @@ def build_tables(w: Latent, tr: Trade, pay: dict[str, np.ndarray],
         "main_category": categorical(CATEGORIES, pop.category),
         "home_region": categorical(REGIONS, pop.region),
     })  # fmt: skip
+
     def firm_col(firm: np.ndarray) -> pa.Array:
         return firm_ids.take(pa.array(firm))
 

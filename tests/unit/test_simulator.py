@@ -215,11 +215,15 @@ def test_command_writes_files_and_summary(tmp_path: Path) -> None:
          "--out", str(out), "--format", "csv"],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
-    assert {p.name for p in out.iterdir()} == {
-        *(f"{n}.csv" for n in RECORD_FILES), "truth.parquet"
-    }
-    for figure in ("firms", "payments records", "default rate", "B2B share", "oracle AUC",
-                   "worst past DPD"):
+    assert {p.name for p in out.iterdir()} == {*(f"{n}.csv" for n in RECORD_FILES), "truth.parquet"}
+    for figure in (
+        "firms",
+        "payments records",
+        "default rate",
+        "B2B share",
+        "oracle AUC",
+        "worst past DPD",
+    ):
         assert figure in result.output
     bad = CliRunner().invoke(app, ["simulate", "--start", "2031-01", "--out", str(out)])
     assert bad.exit_code == 2 and "after today" in bad.output
@@ -231,6 +235,7 @@ def test_tiny_world_without_loans_still_keeps_the_contract(tmp_path: Path) -> No
     assert len(w.loans) == 0 and len(w.truth) == 0
     assert contract_violations(w) == []
     w.write(tmp_path)
-    assert pd.read_parquet(tmp_path / "loans.parquet").columns.tolist() == RECORD_TYPES[
-        "loans"
-    ].columns
+    assert (
+        pd.read_parquet(tmp_path / "loans.parquet").columns.tolist()
+        == RECORD_TYPES["loans"].columns
+    )
