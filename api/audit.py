@@ -43,6 +43,8 @@ decisions = sa.Table(
     sa.Column("thin_file", sa.Boolean),
     sa.Column("history_months", sa.Float),
     sa.Column("scored_at", sa.DateTime(timezone=True), nullable=False),
+    # the offer set (products, amounts, prices, declines) when the decision led to offers
+    sa.Column("offers", _JSON),
 )
 
 
@@ -66,8 +68,12 @@ class AuditLog:
         tenant: str,
         key_id: str | None,
         request_hashes: Sequence[str],
+        offers: Sequence[dict[str, Any] | None] | None = None,
     ) -> None:
-        """Write decisions in one transaction; raise :class:`AuditUnavailableError` on failure."""
+        """Write decisions in one transaction; raise :class:`AuditUnavailableError` on failure.
+
+        ``offers``, when given, holds per decision the offer set it led to (JSON-ready).
+        """
         if not items:
             return
         rows = [
@@ -90,8 +96,9 @@ class AuditLog:
                 "thin_file": d.data.get("thin_file"),
                 "history_months": d.data.get("history_months"),
                 "scored_at": d.scored_at,
+                "offers": o,
             }
-            for d, h in zip(items, request_hashes, strict=True)
+            for d, h, o in zip(items, request_hashes, offers or [None] * len(items), strict=True)
         ]
         try:
             with self.engine.begin() as conn:

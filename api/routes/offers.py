@@ -147,7 +147,13 @@ def firm_offers(
         "policy": offers.policy,
     }
     try:
-        state.audit.record([decision], tenant, key_id, [request_hash(request)])
+        state.audit.record(
+            [decision],
+            tenant,
+            key_id,
+            [request_hash(request)],
+            offers=[offers.model_dump(mode="json")],
+        )
     except AuditUnavailableError as exc:
         state.metrics.audit_failures.inc()
         raise HTTPException(

@@ -7,6 +7,7 @@ small model on catalog features through the one scoring core (see :mod:`tests.se
 from __future__ import annotations
 
 import html
+import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -108,6 +109,12 @@ def test_offers_are_the_engine_s_on_the_firm_s_records_and_audited(svc: dict[str
     assert len(rows) == before + 1
     row = next(x for x in rows if x["decision_id"] == d["decision_id"])
     assert row["tenant"] == "shop" and row["firm_id"] == good and row["grade"] == "C"
+    # The audit row keeps the offer set the decision led to, exactly as answered.
+    stored = row["offers"]
+    stored = json.loads(stored) if isinstance(stored, str) else stored  # SQLite JSON is text
+    assert stored["offers"] == body["offers"]
+    assert stored["declines"] == body["declines"]
+    assert stored["policy"] == body["policy"]
 
 
 def test_lenders_and_admins_may_ask_for_offers(svc: dict[str, Any]) -> None:
