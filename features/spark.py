@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 from credit.records import RECORD_TYPES
 from features.catalog import CATALOG_VERSION, feature_names
+from features.pipeline import TRAINING_COLUMNS
 from features.pit import Lags
 from features.sql import SPINE_TABLE, feature_sql
 
@@ -72,21 +73,6 @@ REQUIRED_CONF: dict[str, str] = {
     "spark.sql.session.timeZone": "UTC",
     "spark.sql.execution.arrow.pyspark.enabled": "true",
 }
-
-#: Non-feature columns of the training set (same as the embedded engine's).
-TRAINING_COLUMNS = [
-    "loan_id",
-    "firm_id",
-    "as_of",
-    "product",
-    "amount_usd",
-    "disbursed_at",
-    "defaulted",
-    "default_at",
-    "business_model",
-    "main_category",
-    "main_market",
-]
 
 
 class SparkUnavailableError(RuntimeError):

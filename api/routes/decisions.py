@@ -8,6 +8,7 @@ from fastapi import APIRouter, HTTPException, Path
 
 from api.audit import AuditUnavailableError
 from api.deps import AnyRole, StateDep
+from api.routes.score import DECISION_EXAMPLE
 from api.schemas import DecisionOut, ErrorOut
 
 router = APIRouter(prefix="/v1", tags=["decisions"])
@@ -21,24 +22,7 @@ class RecordedDecision(DecisionOut):
 
 
 _EXAMPLE = {
-    "decision_id": "dec_5b0e6c9d2f8a4e7fa1c3d5e7f9a1b3c5",
-    "firm_id": "F000123",
-    "as_of": "2025-06-30T00:00:00Z",
-    "pd": 0.0312,
-    "score": 634,
-    "grade": "C",
-    "reasons": [
-        {
-            "code": "R07",
-            "feature": "late_payment_share_180d",
-            "value": 0.31,
-            "contribution": 0.42,
-            "text": "Many invoices paid late in the last 180 days",
-        }
-    ],
-    "model": {"name": "tradecredit-pd", "version": "3", "run_id": "4f1c2d6e8a9b"},
-    "data": {"thin_file": False, "history_months": 27.0},
-    "scored_at": "2025-07-01T09:14:03.512Z",
+    **DECISION_EXAMPLE,
     "source": "online_store",
     "key_id": "0a1b2c3d4e5f",
     "request_hash": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",

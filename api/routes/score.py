@@ -36,7 +36,7 @@ _ERR: dict[int | str, dict[str, Any]] = {
     503: {"model": ErrorOut, "description": "No model loaded, or the audit log is unavailable."},
 }
 
-_DECISION_EXAMPLE = {
+DECISION_EXAMPLE = {
     "decision_id": "dec_5b0e6c9d2f8a4e7fa1c3d5e7f9a1b3c5",
     "firm_id": "F000123",
     "as_of": "2025-06-30T00:00:00Z",
@@ -201,7 +201,7 @@ def _record(
     "is returned; `model` names the version that produced it. Roles: lender, admin.",
     response_model=DecisionOut,
     responses={
-        200: {"content": {"application/json": {"example": _DECISION_EXAMPLE}}},
+        200: {"content": {"application/json": {"example": DECISION_EXAMPLE}}},
         404: {"model": ErrorOut, "description": "The firm has no features in the online store."},
         422: {"model": ErrorOut, "description": "Invalid request; `detail` lists field paths."},
         **_ERR,
@@ -239,9 +239,9 @@ def score(
                     "example": {
                         "scored": 1,
                         "failed": 1,
-                        "model": _DECISION_EXAMPLE["model"],
+                        "model": DECISION_EXAMPLE["model"],
                         "results": [
-                            {"index": 0, "status": 200, "decision": _DECISION_EXAMPLE},
+                            {"index": 0, "status": 200, "decision": DECISION_EXAMPLE},
                             {
                                 "index": 1,
                                 "status": 404,
