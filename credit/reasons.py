@@ -38,6 +38,24 @@ class Reason:
         return asdict(self)
 
 
+#: Prefix of a reason whose feature has no value: the model counts the absence of data against
+#: the firm, so the catalog's "raises risk" text would state a fact the records do not show.
+MISSING_PREFIX = "Not enough history to show otherwise: "
+
+
+def reason_text(text: str, value: float | str | None) -> str:
+    """The text of a reason: the catalog's text, or for a missing value the same text prefixed.
+
+    >>> reason_text("Buyers pay late", 12.0)
+    'Buyers pay late'
+    >>> reason_text("Buyers pay late", None)
+    'Not enough history to show otherwise: buyers pay late'
+    """
+    if value is not None:
+        return text
+    return MISSING_PREFIX + text[:1].lower() + text[1:]
+
+
 def reason_codes(feature_names: Sequence[str]) -> list[str]:
     """Stable codes for features in model order: ``R01``, ``R02``, ..."""
     width = max(2, len(str(len(feature_names))))
@@ -91,13 +109,14 @@ def top_reasons(
         cj = float(c[j])
         if positive_only and cj <= 0.0:
             break
+        value = _value(values[j], cats.get(j))
         out.append(
             Reason(
                 code=codes[j],
                 feature=feature_names[j],
-                value=_value(values[j], cats.get(j)),
+                value=value,
                 contribution=cj,
-                text=texts[j],
+                text=reason_text(texts[j], value),
             )
         )
     return out
