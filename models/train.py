@@ -121,6 +121,27 @@ def fit_booster(
     return booster
 
 
+def _scoring_model(
+    booster: lgb.Booster,
+    cal: Any,
+    cfg: Mapping[str, Any],
+    data: TrainingData,
+    reason_texts: Mapping[str, str] | None,
+    catalog_version: str | None,
+) -> ScoringModel:
+    """The fitted booster and calibrator with the configured scale, as the scoring core's model."""
+    return ScoringModel(
+        booster=booster,
+        calibrator=cal,
+        scale=ScoreScale.from_dict(cfg.get("scale")),
+        feature_names=data.feature_names,
+        reason_texts=reason_texts,
+        categories=data.categories,
+        name=MODEL_NAME,
+        catalog_version=catalog_version,
+    )
+
+
 def fit_model(
     data: TrainingData,
     fit_idx: npt.NDArray[np.int64],
@@ -181,16 +202,7 @@ def fit_model(
             monotone,
             int(booster.current_iteration()),
         )
-    model = ScoringModel(
-        booster=booster,
-        calibrator=cal,
-        scale=ScoreScale.from_dict(cfg.get("scale")),
-        feature_names=data.feature_names,
-        reason_texts=reason_texts,
-        categories=data.categories,
-        name=MODEL_NAME,
-        catalog_version=catalog_version,
-    )
+    model = _scoring_model(booster, cal, cfg, data, reason_texts, catalog_version)
     info = FitInfo(
         best_iteration=int(booster.current_iteration()),
         params=params,
@@ -254,16 +266,7 @@ def fit_model_kfold(
         params, data.X[idx], y[idx], None, None, data.feature_names, cat_idx, monotone, n_trees
     )
     cal, losses = choose_calibrator(oof[idx], y[idx])
-    model = ScoringModel(
-        booster=booster,
-        calibrator=cal,
-        scale=ScoreScale.from_dict(cfg.get("scale")),
-        feature_names=data.feature_names,
-        reason_texts=reason_texts,
-        categories=data.categories,
-        name=MODEL_NAME,
-        catalog_version=catalog_version,
-    )
+    model = _scoring_model(booster, cal, cfg, data, reason_texts, catalog_version)
     info = FitInfo(n_trees, params, aucs, cal.method, losses, time.perf_counter() - t0)
     return model, info
 

@@ -353,7 +353,7 @@ def models_cmd(
         typer.echo("no registered versions of tradecredit-pd yet (run `credit train`)")
         return
     t = Table(title="tradecredit-pd")
-    for c in (
+    columns = (
         "version",
         "aliases",
         "evaluation",
@@ -362,22 +362,14 @@ def models_cmd(
         "brier",
         "catalog_version",
         "trained_at",
-    ):
+    )
+    for c in columns:
         t.add_column(c)
     for r in rows:
         t.add_row(
             *[
                 _fmt(r[c]) if c in ("auc", "ece", "brier") and r[c] else str(r[c] or "")
-                for c in (
-                    "version",
-                    "aliases",
-                    "evaluation",
-                    "auc",
-                    "ece",
-                    "brier",
-                    "catalog_version",
-                    "trained_at",
-                )
+                for c in columns
             ]
         )
     Console().print(t)
