@@ -15,7 +15,8 @@ Shape of the query
 3. a final projection turning aggregates into features, then derived features.
 
 It is written in DuckDB's dialect; :func:`feature_sql` transpiles it to other dialects
-(e.g. ``spark``) with SQLGlot, so no feature is ever written twice.
+with SQLGlot (``spark`` for clusters, ``sqlite`` for the online path, where a compiled
+statement is reused from call to call), so no feature is ever written twice.
 """
 
 from __future__ import annotations
@@ -396,7 +397,8 @@ def feature_sql(lags: Lags | None = None, dialect: str = "duckdb") -> str:
     Parameters
     ----------
     lags : availability lags (default :class:`features.pit.Lags`).
-    dialect : ``duckdb`` (native) or any SQLGlot dialect name such as ``spark``.
+    dialect : ``duckdb`` (native), ``sqlite`` (the online engine, timestamps as integer
+        microseconds) or any SQLGlot dialect name such as ``spark``.
 
     Returns
     -------
@@ -406,10 +408,87 @@ def feature_sql(lags: Lags | None = None, dialect: str = "duckdb") -> str:
     sql = _duckdb_sql(lags or Lags())
     if dialect == "duckdb":
         return sql
+    if dialect == "sqlite":
+        return _sqlite_sql(lags or Lags())
     import sqlglot
 
     tree = sqlglot.parse_one(sql, read="duckdb").transform(_double_literal)
     return tree.sql(dialect=dialect)
+
+
+# --- SQLite: the online path's engine -------------------------------------------------------
+
+#: microseconds in a day: SQLite holds every timestamp as integer microseconds since the epoch
+DAY_MICROS = 86_400_000_000
+#: the aggregate function SQLite is given for DuckDB's ``median``
+SQLITE_MEDIAN = "tc_median"
+
+
+@lru_cache(maxsize=16)
+def _sqlite_sql(lags: Lags) -> str:
+    """The DuckDB query in SQLite's dialect, with its temporal arithmetic made exact.
+
+    SQLite has no timestamp type; the online engine stores timestamps as integer
+    microseconds since the epoch (UTC) and this rewrite keeps DuckDB's semantics on them:
+    ``t + INTERVAL 'n' DAY`` adds ``n`` days of microseconds, ``CAST(t AS DATE)`` floors to
+    midnight, ``date_diff('day', a, b)`` counts midnights crossed and ``date_diff('second', a,
+    b)`` whole seconds crossed (floors, also before 1970, where SQLite's integer division
+    rounds toward zero), and ``median`` becomes :data:`SQLITE_MEDIAN`, an aggregate the
+    engine registers. Everything else is SQLGlot's translation.
+    """
+    import sqlglot
+
+    tree = sqlglot.parse_one(_duckdb_sql(lags), read="duckdb").transform(_sqlite_temporal)
+    return tree.sql(dialect="sqlite")
+
+
+def _floor(node: exp.Expression, unit: int) -> exp.Expression:
+    """``node`` rounded down to a multiple of ``unit`` (microseconds): an exact floor, also
+    before 1970, where SQLite's integer ``%`` and ``/`` round toward zero."""
+    from sqlglot import exp
+
+    d = exp.Literal.number(unit)
+    wrapped = exp.Paren(this=exp.Add(this=exp.Mod(this=node, expression=d), expression=d))
+    mod = exp.Mod(this=wrapped, expression=d.copy())
+    return exp.Paren(this=exp.Sub(this=node.copy(), expression=exp.Paren(this=mod)))
+
+
+def _sqlite_temporal(node: exp.Expression) -> exp.Expression:
+    """One node of the DuckDB query rewritten for SQLite (see :func:`_sqlite_sql`).
+
+    SQLGlot does not visit the children of a replaced node, so each branch rewrites the
+    children it keeps itself."""
+    from sqlglot import exp
+
+    if isinstance(node, (exp.Add, exp.Sub)) and isinstance(node.expression, exp.Interval):
+        iv = node.expression
+        unit = iv.unit.name.upper() if iv.unit else ""
+        if unit != "DAY":
+            raise ValueError(f"SQLite rewrite: unsupported interval unit {unit!r}")
+        micros = exp.Literal.number(int(iv.this.name) * DAY_MICROS)
+        return type(node)(this=node.this.copy().transform(_sqlite_temporal), expression=micros)
+    if isinstance(node, exp.Cast) and node.to.this == exp.DataType.Type.DATE:
+        return _floor(node.this.copy().transform(_sqlite_temporal), DAY_MICROS)
+    if isinstance(node, exp.DateDiff):
+        end, start = (
+            (a.this if isinstance(a, exp.Cast) and a.to.this == exp.DataType.Type.DATE else a)
+            .copy()
+            .transform(_sqlite_temporal)
+            for a in (node.this, node.expression)
+        )
+        unit = node.unit.name.upper() if node.unit else ""
+        size = {"DAY": DAY_MICROS, "SECOND": 1_000_000}.get(unit)
+        if size is not None:
+            # whole units between the floors: midnights (or second marks) crossed
+            span = exp.Sub(this=_floor(end, size), expression=_floor(start, size))
+            d = exp.Literal.number(size)
+            return exp.Paren(this=exp.Div(this=exp.Paren(this=span), expression=d, typed=True))
+        raise ValueError(f"SQLite rewrite: unsupported date_diff unit {unit!r}")
+    if isinstance(node, exp.Median):
+        return exp.Anonymous(
+            this=SQLITE_MEDIAN, expressions=[node.this.copy().transform(_sqlite_temporal)]
+        )
+    return node
 
 
 def _double_literal(node: exp.Expression) -> exp.Expression:
