@@ -1,10 +1,11 @@
 """Where a credit decision's time goes: booster floor, scoring core, HTTP, batch.
 
 Run ``python benchmarks/bench_api.py`` (``make bench``). It builds a throw-away world in a
-temporary data directory: a LightGBM model over the feature catalog registered as
-``models:/tradecredit-pd@champion`` (MLflow pyfunc + scoring bundle, as ``credit train`` logs
-it), a materialized online store, an API key. Pass ``--data-dir`` to use an existing data
-directory with a real champion and online store instead.
+temporary data directory with the product's own chain, as ``make demo`` does: a simulated
+world (``--firms``, default 2,000), ingested, ``credit train --promote`` (the champion
+``models:/tradecredit-pd@champion`` with the parameters of ``models/params.yaml``; ``--param
+KEY=VALUE`` overrides, e.g. to compare tree shapes) and ``credit features materialize``. Pass
+``--data-dir`` to use an existing data directory with a champion and online store instead.
 
 Measured in one run, side by side:
 
@@ -119,72 +120,26 @@ def percentiles(fn: Any, n: int) -> tuple[float, float]:
     return float(np.percentile(times, 50) * 1000), float(np.percentile(times, 99) * 1000)
 
 
-def build_world(data_dir: Path, n_firms: int, n_trees: int, leaves: int) -> None:
-    """Train and register a champion over the catalog's features; fill the online store."""
-    import lightgbm as lgb
-    import mlflow
-    import pandas as pd
-    from mlflow.tracking import MlflowClient
-
-    from credit.scale import ScoreScale
-    from credit.scoring import MODEL_NAME, Calibrator, ScoringModel
-    from credit.settings import get_settings
-    from features.catalog import CATALOG_VERSION, feature_names, get
-    from features.online import OnlineStore
-    from models.pyfunc import TradeCreditPD
-
-    s = get_settings()
-    s.ensure_data_dir()
-    names = feature_names()
-    rng = np.random.default_rng(0)
-    n_train = 10_000
-    X = rng.lognormal(0, 1, (n_train, len(names)))
-    X[rng.uniform(size=X.shape) < 0.1] = np.nan
-    w = rng.normal(0, 0.3, len(names))
-    z = -3 + np.nan_to_num(np.log(X)) @ w
-    y = (rng.uniform(size=n_train) < 1 / (1 + np.exp(-z))).astype(int)
-    booster = lgb.train(
-        {
-            "objective": "binary",
-            "num_leaves": leaves,
-            "learning_rate": 0.05,
-            "verbose": -1,
-            "min_child_samples": 20,
-            "seed": 1,
-        },
-        lgb.Dataset(X, y, feature_name=names),
-        num_boost_round=n_trees,
-    )
-    model = ScoringModel(
-        booster,
-        Calibrator("platt", a=0.95, b=0.05),
-        ScoreScale(),
-        names,
-        reason_texts={n: get(n).reason for n in names},
-        catalog_version=CATALOG_VERSION,
-        metadata={"trained_at": "bench"},
-    )
-    mlflow.set_tracking_uri(s.tracking_uri)
-    mlflow.set_experiment("bench")
-    with tempfile.TemporaryDirectory() as tmp, mlflow.start_run():
-        bundle = model.to_bundle(Path(tmp) / "bundle")
-        example = pd.DataFrame(X[:5], columns=names)
-        info = mlflow.pyfunc.log_model(
-            name="model",
-            python_model=TradeCreditPD(),
-            artifacts={"bundle": str(bundle)},
-            input_example=example,
-            registered_model_name=MODEL_NAME,
-        )
-    MlflowClient(s.tracking_uri).set_registered_model_alias(
-        MODEL_NAME, "champion", str(info.registered_model_version)
-    )
-    F = rng.lognormal(0, 1, (n_firms, len(names)))
-    F[rng.uniform(size=F.shape) < 0.1] = np.nan
-    frame = pd.DataFrame(F, columns=names)
-    frame.insert(0, "as_of", pd.Timestamp("2025-06-30"))
-    frame.insert(0, "firm_id", [f"F{i:06d}" for i in range(n_firms)])
-    OnlineStore(s.service_database_url).write(frame)
+def build_world(data_dir: Path, n_firms: int, params: list[str]) -> None:
+    """The product's own chain in ``data_dir``: simulate ``n_firms`` firms over 36 months,
+    ingest, ``credit train --promote`` (the champion, with ``models/params.yaml`` unless
+    ``params`` override it) and ``credit features materialize``: the model and online store
+    the service really runs with."""
+    env = {**os.environ, "TRADECREDIT_DATA_DIR": str(data_dir)}
+    credit = [sys.executable, "-m", "credit.cli"]
+    world = data_dir / "world"
+    steps = [
+        ["simulate", "--firms", str(n_firms), "--start", "2023-01", "--months", "36",
+         "--seed", "7", "--out", str(world)],
+        ["ingest", str(world)],
+        ["train", "--promote", *[a for p in params for a in ("--param", p)]],
+        ["features", "materialize"],
+    ]  # fmt: skip
+    for step in steps:
+        done = subprocess.run([*credit, *step], env=env, cwd=ROOT, capture_output=True, text=True)
+        if done.returncode != 0:
+            tail = (done.stdout + done.stderr)[-3000:]
+            raise SystemExit(f"credit {step[0]} failed:\n{tail}")
 
 
 def wait_ready(port: int, path: str, proc: subprocess.Popen[bytes], limit: float) -> float:
@@ -218,10 +173,12 @@ def rss_mb(pid: int) -> float:
 def main() -> None:  # noqa: C901 - a benchmark script reads top to bottom
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--data-dir", type=Path, help="use this data dir's champion and online store")
-    ap.add_argument("--firms", type=int, default=2000, help="firms in the online store")
-    ap.add_argument("--trees", type=int, default=400)
+    ap.add_argument("--firms", type=int, default=2000, help="firms in the simulated world")
     ap.add_argument(
-        "--leaves", type=int, default=None, help="default: models/params.yaml num_leaves"
+        "--param",
+        action="append",
+        default=[],
+        help="training parameter override KEY=VALUE for the champion (repeatable)",
     )
     ap.add_argument(
         "--sections", default="core,http,batch", help="comma-separated: core, http, batch"
@@ -233,12 +190,6 @@ def main() -> None:  # noqa: C901 - a benchmark script reads top to bottom
     ap.add_argument("--port", type=int, default=8765)
     args = ap.parse_args()
     sections = set(args.sections.split(","))
-    if args.leaves is None:
-        import yaml
-
-        params = yaml.safe_load((ROOT / "models" / "params.yaml").read_text())
-        args.leaves = int(params["lightgbm"]["num_leaves"])
-
     tmp = tempfile.TemporaryDirectory(prefix="bench_api_")
     data_dir = args.data_dir or Path(tmp.name) / "var"
     os.environ["TRADECREDIT_DATA_DIR"] = str(data_dir)
@@ -248,7 +199,7 @@ def main() -> None:  # noqa: C901 - a benchmark script reads top to bottom
     get_settings.cache_clear()
     t0 = time.perf_counter()
     if args.data_dir is None:
-        build_world(data_dir, args.firms, args.trees, args.leaves)
+        build_world(data_dir, args.firms, args.param)
     print(f"setup: {time.perf_counter() - t0:.1f} s (data dir {data_dir})", flush=True)
 
     from credit.db import get_engine, upgrade
@@ -268,7 +219,7 @@ def main() -> None:  # noqa: C901 - a benchmark script reads top to bottom
         flush=True,
     )
     store = OnlineStore(s.service_database_url)
-    firm = "F000007" if args.data_dir is None else _some_firm(store)
+    firm = _some_firm(store)
     as_of, feats = store.get(firm)  # type: ignore[misc]
     from credit.decisions import encode
 
@@ -422,12 +373,18 @@ def main() -> None:  # noqa: C901 - a benchmark script reads top to bottom
     if "batch" in sections:
         import pandas as pd
 
-        names = model.feature_names
-        rng = np.random.default_rng(5)
-        B = rng.lognormal(0, 1, (args.batch_rows, len(names)))
-        B[rng.uniform(size=B.shape) < 0.1] = np.nan
-        frame = pd.DataFrame(B, columns=names)
+        # the online store's real feature rows, repeated up to --batch-rows
+        import sqlalchemy as sa
+
+        from features.online import online_features
+
+        with store.engine.connect() as conn:
+            ids = [r[0] for r in conn.execute(sa.select(online_features.c.firm_id).distinct())]
+        rows = [store.get(f)[1] for f in ids]  # type: ignore[index]
+        reps = -(-args.batch_rows // len(rows))
+        frame = pd.DataFrame((rows * reps)[: args.batch_rows])
         frame.insert(0, "firm_id", [f"B{i}" for i in range(args.batch_rows)])
+        B = encode(model, frame.to_dict("records"))
         print(f"\n## 3. batch scoring of {args.batch_rows:,} firms (firms/s)")
         res = {}
         for label, fn in [

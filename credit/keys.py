@@ -157,6 +157,9 @@ def revoke_key(engine: Engine, key_id: str) -> ApiKey:
 _DUMMY_HASH = hash_key("tck_000000000000_" + "x" * 43)
 
 
+_KEY_BY_ID = sa.select(api_keys).where(api_keys.c.key_id == sa.bindparam("key_id"))
+
+
 def verify_key(engine: Engine, plaintext: str | None) -> ApiKey | None:
     """The active key matching ``plaintext``, else ``None`` (unknown, wrong or revoked).
 
@@ -170,7 +173,7 @@ def verify_key(engine: Engine, plaintext: str | None) -> ApiKey | None:
     row = None
     if parsed is not None:
         with engine.connect() as conn:
-            row = conn.execute(sa.select(api_keys).where(api_keys.c.key_id == parsed[0])).first()
+            row = conn.execute(_KEY_BY_ID, {"key_id": parsed[0]}).first()
     ok = hmac.compare_digest(digest, row.key_hash if row is not None else _DUMMY_HASH)
     if row is None or not ok or row.revoked_at is not None:
         return None

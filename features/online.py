@@ -29,6 +29,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    bindparam,
     delete,
     select,
     tuple_,
@@ -70,6 +71,16 @@ def _encode(values: dict[str, Any]) -> str:
 def _decode(text: str) -> dict[str, float]:
     raw = json.loads(text)
     return {k: (float("nan") if v is None else float(v)) for k, v in raw.items()}
+
+
+# Built once: a statement built per call costs SQLAlchemy more than the read itself.
+_LATEST = (
+    select(online_features.c.as_of, online_features.c.features)
+    .where(online_features.c.firm_id == bindparam("firm_id"))
+    .order_by(online_features.c.as_of.desc())
+    .limit(1)
+)
+_LATEST_AT = _LATEST.where(online_features.c.as_of <= bindparam("as_of"))
 
 
 class OnlineStore:
@@ -148,13 +159,12 @@ class OnlineStore:
             ``features`` maps every feature name to a float (NaN for missing); ``None``
             when the firm has no snapshot at or before ``as_of``.
         """
-        t = online_features.c
-        q = select(t.as_of, t.features).where(t.firm_id == str(firm_id))
-        if as_of is not None:
-            q = q.where(t.as_of <= _naive(as_of))
-        q = q.order_by(t.as_of.desc()).limit(1)
         with self.engine.connect() as conn:
-            row = conn.execute(q).first()
+            if as_of is None:
+                row = conn.execute(_LATEST, {"firm_id": str(firm_id)}).first()
+            else:
+                params = {"firm_id": str(firm_id), "as_of": _naive(as_of)}
+                row = conn.execute(_LATEST_AT, params).first()
         if row is None:
             return None
         return row[0], _decode(row[1])
