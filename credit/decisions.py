@@ -107,6 +107,8 @@ def new_decision_id() -> str:
 
 
 def _finite(v: Any) -> Any:
+    if type(v) is float:  # the common case first: this runs for every feature of a decision
+        return v if v - v == 0.0 else None  # NaN and +-inf give NaN
     if isinstance(v, float | np.floating):
         f = float(v)
         return f if math.isfinite(f) else None

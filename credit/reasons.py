@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -35,7 +35,14 @@ class Reason:
     text: str
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        # field by field: dataclasses.asdict deep-copies and costs more than the decision
+        return {
+            "code": self.code,
+            "feature": self.feature,
+            "value": self.value,
+            "contribution": self.contribution,
+            "text": self.text,
+        }
 
 
 #: Prefix of a reason whose feature has no value: the model counts the absence of data against
