@@ -138,6 +138,7 @@ def log_training(
             **_flat("lgb.", report.info.params),
             **_flat("split.", report.split),
             "training.best_iteration": report.info.best_iteration,
+            "training.candidate": report.info.candidate,
             "training.calibration": report.info.calibration,
             "training.mode": report.mode,
             "params_version": report.config.get("version"),
@@ -152,6 +153,8 @@ def log_training(
             mlflow.log_metric("oracle_auc", report.oracle_auc)
         for i, auc in enumerate(report.info.candidate_auc):
             mlflow.log_metric("candidate_validation_auc", auc, step=i)
+        for i, cost in enumerate(report.info.candidate_cost):
+            mlflow.log_metric("candidate_explain_cost", cost, step=i)
         for k, v in report.info.calibration_log_loss.items():
             mlflow.log_metric(f"calibration_log_loss_{k}", v)
         for k, v in report.seconds.items():

@@ -70,6 +70,35 @@ class FitInfo:
     calibration: str
     calibration_log_loss: dict[str, float]
     seconds: float
+    candidate: int = 0  # index of the kept candidate in training.candidates
+    candidate_cost: list[float] = field(default_factory=list)  # explain_cost of each
+
+
+def explain_cost(booster: lgb.Booster) -> float:
+    """Relative cost of exact TreeSHAP for one row: sum over trees of leaves x depth squared
+    (the algorithm's complexity), so candidates can be compared without timing them."""
+
+    def depth(node: Mapping[str, Any]) -> int:
+        if "left_child" not in node:
+            return 0
+        return 1 + max(depth(node["left_child"]), depth(node["right_child"]))
+
+    total = 0.0
+    for tree in booster.dump_model()["tree_info"]:
+        d = depth(tree["tree_structure"])
+        total += tree["num_leaves"] * max(d, 1) ** 2
+    return total
+
+
+def choose_candidate(aucs: Sequence[float], costs: Sequence[float], tolerance: float) -> int:
+    """Index of the candidate to keep: the one cheapest to explain among those whose
+    validation AUC is within ``tolerance`` of the best (with 0, simply the best AUC).
+
+    Every decision pays for its reason codes, so a model as accurate as the best but a
+    fraction of its size is the better model to serve."""
+    best = max(aucs)
+    eligible = [i for i, a in enumerate(aucs) if a >= best - tolerance]
+    return min(eligible, key=lambda i: (costs[i], -aucs[i]))
 
 
 def fit_booster(
@@ -159,7 +188,7 @@ def fit_model(
     base = dict(cfg["lightgbm"])
     tr = cfg.get("training", {})
     candidates = tr.get("candidates") or [{}]
-    best: tuple[float, lgb.Booster, dict[str, Any]] | None = None
+    fitted: list[tuple[lgb.Booster, dict[str, Any]]] = []
     aucs: list[float] = []
     Xv, yv = data.X[val_idx], data.y[val_idx]
     for cand in candidates:
@@ -176,13 +205,11 @@ def fit_model(
             int(tr.get("num_boost_round", 5000)),
             int(tr.get("early_stopping_rounds", 200)),
         )
-        auc = float(roc_auc_score(yv, b.predict(Xv, raw_score=True)))
-        aucs.append(auc)
-        if best is None or auc > best[0]:
-            best = (auc, b, params)
-    if best is None:  # pragma: no cover - candidates is never empty
-        raise RuntimeError("no LightGBM candidate was fitted")
-    _, booster, params = best
+        aucs.append(float(roc_auc_score(yv, b.predict(Xv, raw_score=True))))
+        fitted.append((b, params))
+    costs = [explain_cost(b) for b, _ in fitted]
+    chosen = choose_candidate(aucs, costs, float(tr.get("parsimony_auc_tolerance", 0.0)))
+    booster, params = fitted[chosen]
     raw_val = booster.predict(Xv, raw_score=True)
     cal, losses = choose_calibrator(raw_val, yv)
     refit = bool(tr.get("refit_on_validation", False))
@@ -210,6 +237,8 @@ def fit_model(
         calibration=cal.method,
         calibration_log_loss=losses,
         seconds=time.perf_counter() - t0,
+        candidate=chosen,
+        candidate_cost=costs,
     )
     return model, info
 
@@ -234,8 +263,9 @@ def fit_model_kfold(
     seed = int(cfg.get("cv", {}).get("seed", 42))
     y = data.y
     inner = stratified_folds(np.where(np.isin(np.arange(len(y)), idx), y, -1), k, seed + 1)
-    best: tuple[float, dict[str, Any], npt.NDArray[np.float64], int] | None = None
+    fitted: list[tuple[dict[str, Any], npt.NDArray[np.float64], int]] = []
     aucs: list[float] = []
+    costs: list[float] = []
     for cand in tr.get("candidates") or [{}]:
         params = {**base, **(cand or {})}
         oof = np.full(len(y), np.nan)
@@ -255,19 +285,19 @@ def fit_model_kfold(
             )
             iters.append(int(bst.current_iteration()))
             oof[b] = bst.predict(data.X[b], raw_score=True)
-        auc = float(roc_auc_score(y[idx], oof[idx]))
-        aucs.append(auc)
-        if best is None or auc > best[0]:
-            best = (auc, params, oof, max(1, int(round(float(np.mean(iters))))))
-    if best is None:  # pragma: no cover - candidates is never empty
-        raise RuntimeError("no LightGBM candidate was fitted")
-    _, params, oof, n_trees = best
+        aucs.append(float(roc_auc_score(y[idx], oof[idx])))
+        costs.append(explain_cost(bst))  # the last inner fold's booster stands for its size
+        fitted.append((params, oof, max(1, int(round(float(np.mean(iters)))))))
+    chosen = choose_candidate(aucs, costs, float(tr.get("parsimony_auc_tolerance", 0.0)))
+    params, oof, n_trees = fitted[chosen]
     booster = fit_booster(
         params, data.X[idx], y[idx], None, None, data.feature_names, cat_idx, monotone, n_trees
     )
     cal, losses = choose_calibrator(oof[idx], y[idx])
     model = _scoring_model(booster, cal, cfg, data, reason_texts, catalog_version)
-    info = FitInfo(n_trees, params, aucs, cal.method, losses, time.perf_counter() - t0)
+    info = FitInfo(
+        n_trees, params, aucs, cal.method, losses, time.perf_counter() - t0, chosen, costs
+    )
     return model, info
 
 
@@ -346,9 +376,12 @@ def train_time_split(
         data, split.train, split.validation, cfg, monotone, reason_texts, catalog_version
     )
     secs["lightgbm"] = time.perf_counter() - t
+    tried = ", ".join(
+        f"{a:.4f}{'*' if i == info.candidate else ''}" for i, a in enumerate(info.candidate_auc)
+    )
     progress(
         f"LightGBM: {info.best_iteration} trees, calibration {info.calibration} "
-        f"({secs['lightgbm']:.1f}s)"
+        f"({secs['lightgbm']:.1f}s); candidates' validation AUC {tried} (* kept)"
     )
     card = None
     card_pd = None
