@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from credit.reasons import top_k_matrix
 from credit.scoring import ScoringInputError, ScoringModel
 
 Explain = Literal["top", "full", "none"]
@@ -313,7 +314,7 @@ def score_frame(
         if "as_of" in part.columns:
             out["as_of"] = pd.to_datetime(part["as_of"], utc=True).to_numpy()
         if reasons:
-            ex = model.explain(X, top_k=TOP_K)
+            ex = model.explain(X, top_k=TOP_K, reason_objects=False)
             scores = ex.scores
         else:
             scores = model.predict(X)
@@ -322,14 +323,13 @@ def score_frame(
         out["grade"] = scores.grade
         out["model_version"] = model.version
         if reasons:
-            for k in range(TOP_K):
-                out[f"reason_{k + 1}"] = [r[k].code if len(r) > k else None for r in ex.reasons]
-                out[f"reason_{k + 1}_feature"] = [
-                    r[k].feature if len(r) > k else None for r in ex.reasons
-                ]
-                out[f"reason_{k + 1}_contribution"] = [
-                    r[k].contribution if len(r) > k else np.nan for r in ex.reasons
-                ]
+            idx, contrib = top_k_matrix(ex.contributions, TOP_K)
+            codes = np.array([*model.reason_codes, None], dtype=object)
+            names = np.array([*model.feature_names, None], dtype=object)
+            for k in range(idx.shape[1]):
+                out[f"reason_{k + 1}"] = codes[idx[:, k]]  # index -1 picks the None
+                out[f"reason_{k + 1}_feature"] = names[idx[:, k]]
+                out[f"reason_{k + 1}_contribution"] = contrib[:, k]
         parts.append(out)
         if progress is not None:
             progress(len(part))

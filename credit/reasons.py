@@ -81,6 +81,30 @@ def _value(v: Any, categories: Sequence[str] | None) -> float | str | None:
     return f
 
 
+def top_k_matrix(
+    contributions: npt.NDArray[np.float64], top_k: int = 4
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
+    """:func:`top_reasons`'s ranking for a whole contribution matrix at once.
+
+    Returns ``(idx, contribution)``, both ``(n, top_k)``: per row the feature indices of the
+    largest contributions, largest first (the same partition-then-stable-sort as
+    :func:`top_reasons`); index -1 (contribution NaN) where fewer features raise the risk.
+    """
+    c = np.asarray(contributions, dtype=np.float64)
+    n, m = c.shape
+    k = min(top_k, m)
+    if n == 0 or k == 0:
+        return np.empty((n, 0), dtype=np.int64), np.empty((n, 0))
+    idx = np.argpartition(-c, k - 1, axis=1)[:, :k] if k < m else np.tile(np.arange(m), (n, 1))
+    vals = np.take_along_axis(c, idx, axis=1)
+    order = np.argsort(-vals, axis=1, kind="stable")
+    idx = np.take_along_axis(idx, order, axis=1)
+    vals = np.take_along_axis(vals, order, axis=1)
+    # top_reasons stops at the first contribution <= 0: so does the mask (sorted rows)
+    keep = np.cumprod(vals > 0.0, axis=1).astype(bool)
+    return np.where(keep, idx, -1), np.where(keep, vals, np.nan)
+
+
 def top_reasons(
     contributions: npt.NDArray[np.float64],
     values: npt.NDArray[np.float64],

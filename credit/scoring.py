@@ -291,14 +291,24 @@ class ScoringModel:
         if missing:
             raise ScoringInputError(f"missing feature columns: {', '.join(missing)}")
         out = np.empty((len(df), self.n_features), dtype=np.float64)
+        numeric = [j for j, f in enumerate(self.feature_names) if f not in self._cat_lookup]
+        cols = [self.feature_names[j] for j in numeric]
+        if all(pd.api.types.is_numeric_dtype(df[c]) for c in cols):
+            # one block copy for the numeric columns: the common case (a feature table)
+            out[:, numeric] = df[cols].to_numpy(dtype=np.float64, na_value=np.nan)
+            done = set(numeric)
+        else:
+            done = set()
         for j, f in enumerate(self.feature_names):
+            if j in done:
+                continue
             col = df[f]
             if f in self._cat_lookup:
-                lookup = self._cat_lookup[f]
-                out[:, j] = [
-                    lookup.get(str(v), np.nan) if v is not None and v == v else np.nan
-                    for v in col.tolist()
-                ]
+                # vectorised label -> index; unknown labels and missing values -> NaN
+                codes = pd.Categorical(col.astype(str), categories=self.categories[f]).codes
+                enc = codes.astype(np.float64)
+                enc[(codes < 0) | col.isna().to_numpy()] = np.nan
+                out[:, j] = enc
             else:
                 try:
                     out[:, j] = pd.to_numeric(col, errors="raise").astype("float64").to_numpy()
@@ -335,11 +345,15 @@ class ScoringModel:
         )
         return out
 
-    def explain(self, X: npt.ArrayLike, top_k: int | None = 4) -> Explanation:
+    def explain(
+        self, X: npt.ArrayLike, top_k: int | None = 4, reason_objects: bool = True
+    ) -> Explanation:
         """Scores plus reasons: up to ``top_k`` features raising the risk most, per row.
 
         ``top_k=None`` (or 0) returns every feature with a positive contribution; the full
         contribution matrix is always in :attr:`Explanation.contributions`.
+        ``reason_objects=False`` leaves :attr:`Explanation.reasons` empty (batch scoring
+        ranks the contribution matrix with :func:`credit.reasons.top_k_matrix` instead).
         """
         arr = self._check(X)
         raw = np.asarray(
@@ -360,7 +374,7 @@ class ScoringModel:
                 top_k=k,
                 categories=self._cat_by_index,
             )
-            for i in range(arr.shape[0])
+            for i in range(arr.shape[0] if reason_objects else 0)
         ]
         return Explanation(
             scores=self._scores_from_raw(raw), contributions=phi, base_value=base, reasons=reasons
