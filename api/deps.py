@@ -31,6 +31,8 @@ class ModelHolder:
         self._lock = threading.Lock()
         self.loaded_at: float | None = None
         self.error: str | None = None
+        #: the latest ``model_reloads`` row this worker has followed (see api.reloads)
+        self.reload_seen: int = 0
 
     @property
     def current(self) -> ScoringModel | None:

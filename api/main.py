@@ -7,6 +7,8 @@ stores. Run it with ``credit serve`` or ``uvicorn --factory api.main:create_app`
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import gc
 import json
 import logging
@@ -17,6 +19,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import errors
@@ -25,6 +28,7 @@ from api.deps import ModelHolder, ServiceState
 from api.logging import configure_logging, request_id_var
 from api.metrics import Metrics
 from api.ratelimit import TokenBucket
+from api.reloads import follow_reloads, latest_reload
 from credit.scoring import CHAMPION_URI, ScoringModel
 from credit.settings import Settings, get_settings
 
@@ -245,6 +249,13 @@ def create_app(
             holder.error = f"{type(exc).__name__}: {exc}"
             log.error("no model loaded", extra={"reason": holder.error})
         app.state.service = state
+        follower = None
+        try:  # reloads recorded before this worker started are already in its model
+            holder.reload_seen = latest_reload(engine)
+        except SQLAlchemyError as exc:
+            log.warning("reload log unreadable", extra={"reason": type(exc).__name__})
+        if s.api_reload_poll_seconds > 0:
+            follower = asyncio.create_task(follow_reloads(state, s.api_reload_poll_seconds))
         # Startup leaves ~300,000 long-lived objects (MLflow, pandas, scikit-learn, the
         # model); a full garbage collection walks them all (~200 ms on this machine), which
         # shows up as the slowest requests. Freezing them takes them out of every collection.
@@ -253,6 +264,10 @@ def create_app(
         try:
             yield
         finally:
+            if follower is not None:
+                follower.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await follower
             engine.dispose()
 
     app = FastAPI(

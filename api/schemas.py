@@ -241,6 +241,11 @@ class BatchResponse(BaseModel):
 class ReloadOut(BaseModel):
     previous: ModelRef | None
     current: ModelRef
+    propagated: bool = Field(
+        True,
+        description="Recorded for the other workers and replicas, which load the champion "
+        "within `api_reload_poll_seconds`; false if the record could not be written.",
+    )
 
 
 class Ready(BaseModel):

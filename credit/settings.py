@@ -45,6 +45,12 @@ class Settings(BaseSettings):
         default=4 * 1024 * 1024, ge=1024, description="Largest request body accepted (413 above)."
     )
     api_log_level: str = Field(default="INFO", description="Service log level.")
+    api_reload_poll_seconds: float = Field(
+        default=2.0,
+        ge=0,
+        description="How often each worker checks for a `POST /v1/admin/reload` made through "
+        "another worker or replica, and follows it (0: never).",
+    )
     # --- financing offers and seller links ---
     policy_dir: Path | None = Field(
         default=None,

@@ -6,8 +6,10 @@ import logging
 from typing import Any
 
 from fastapi import APIRouter, HTTPException
+from sqlalchemy.exc import SQLAlchemyError
 
 from api.deps import Admin, AnyRole, ModelDep, StateDep
+from api.reloads import record_reload
 from api.schemas import ErrorOut, ReloadOut
 
 log = logging.getLogger("tradecredit.api")
@@ -87,4 +89,14 @@ def reload_model(principal: Admin, state: StateDep) -> dict[str, Any]:
     log.info(
         "model reloaded", extra={"old": old.identity() if old else None, "new": new.identity()}
     )
-    return {"previous": old.identity() if old else None, "current": new.identity()}
+    try:  # the other workers and replicas follow this record (api.reloads)
+        state.models.reload_seen = record_reload(state.engine, principal.key_id, new.version)
+        propagated = True
+    except SQLAlchemyError as exc:
+        log.error("reload not recorded for other workers", extra={"reason": type(exc).__name__})
+        propagated = False
+    return {
+        "previous": old.identity() if old else None,
+        "current": new.identity(),
+        "propagated": propagated,
+    }

@@ -425,7 +425,7 @@ def test_503_without_a_model_then_reload_fixes_it(tmp_path: Path, model: Scoring
         assert failed.status_code == 503
         available.append(model)
         ok = c.post("/v1/admin/reload", headers=h(admin)).json()
-        assert ok == {"previous": None, "current": model.identity()}
+        assert ok == {"previous": None, "current": model.identity(), "propagated": True}
         assert c.post("/v1/score", json={"firm_id": "F0001"}, headers=h(lender)).status_code == 200
         assert audit_rows(engine)[0]["model_version"] == "1"
 
@@ -579,3 +579,40 @@ def test_413_without_content_length_and_request_id_echo(service: dict[str, Any])
     assert ok.headers["x-request-id"] == "trace-42"
     odd = c.get("/healthz", headers={"X-Request-ID": "bad id with spaces"})
     assert odd.headers["x-request-id"] != "bad id with spaces"
+
+
+def test_a_reload_reaches_every_worker_on_the_service_database(
+    tmp_path: Path, model: ScoringModel, model_v2: ScoringModel
+) -> None:
+    """Two workers (two apps on one service database, as `--workers 2` or two replicas run):
+    a reload through one is followed by the other within the poll interval."""
+    import time
+
+    current = [model]
+    settings = Settings(
+        data_dir=tmp_path / "workers", api_rate_limit=0, api_reload_poll_seconds=0.1
+    )
+    apps = [
+        create_app(settings=settings, model_loader=lambda s: current[0], online_store=make_store())
+        for _ in range(2)
+    ]
+    with TestClient(apps[0]) as a, TestClient(apps[1]) as b:
+        engine = apps[0].state.service.engine
+        _, lender = create_key(engine, "bank-a", "lender")
+        _, admin = create_key(engine, "ops", "admin")
+
+        def version(c: TestClient) -> str:
+            r = c.post("/v1/score", json={"firm_id": "F0007"}, headers=h(lender))
+            return str(r.json()["model"]["version"])
+
+        assert version(a) == version(b) == "1"
+        time.sleep(0.3)  # nothing recorded: nobody reloads
+        assert version(b) == "1"
+        current[0] = model_v2
+        r = a.post("/v1/admin/reload", headers=h(admin)).json()
+        assert r["current"]["version"] == "2" and r["propagated"] is True
+        assert version(a) == "2"
+        deadline = time.monotonic() + 5
+        while version(b) != "2":
+            assert time.monotonic() < deadline, "the other worker never followed the reload"
+            time.sleep(0.05)
