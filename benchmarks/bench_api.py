@@ -207,12 +207,13 @@ def main() -> None:  # noqa: C901 - a benchmark script reads top to bottom
     from credit.keys import create_key
     from credit.scoring import ScoringModel
     from features.online import OnlineStore
+    from models.train import tree_depth
 
     s = get_settings()
     model = ScoringModel.load(tracking_uri=s.tracking_uri)
     info = model.booster.dump_model(num_iteration=-1)
     n_trees = len(info["tree_info"])
-    depth = max(_depth(t["tree_structure"]) for t in info["tree_info"])
+    depth = max(tree_depth(t["tree_structure"]) for t in info["tree_info"])
     print(
         f"model: version {model.version}, {n_trees} trees, max depth {depth}, "
         f"{model.n_features} features",
@@ -410,12 +411,6 @@ def main() -> None:  # noqa: C901 - a benchmark script reads top to bottom
         print(f"with reasons / raw pred_contrib = {contrib / raw_c:.2f}")
     log.close()
     tmp.cleanup()
-
-
-def _depth(node: dict[str, Any]) -> int:
-    if "left_child" not in node:
-        return 0
-    return 1 + max(_depth(node["left_child"]), _depth(node["right_child"]))
 
 
 def _some_firm(store: Any) -> str:

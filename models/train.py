@@ -74,18 +74,19 @@ class FitInfo:
     candidate_cost: list[float] = field(default_factory=list)  # explain_cost of each
 
 
+def tree_depth(node: Mapping[str, Any]) -> int:
+    """Depth of a tree in LightGBM's ``dump_model()`` form (a leaf has depth 0)."""
+    if "left_child" not in node:
+        return 0
+    return 1 + max(tree_depth(node["left_child"]), tree_depth(node["right_child"]))
+
+
 def explain_cost(booster: lgb.Booster) -> float:
     """Relative cost of exact TreeSHAP for one row: sum over trees of leaves x depth squared
     (the algorithm's complexity), so candidates can be compared without timing them."""
-
-    def depth(node: Mapping[str, Any]) -> int:
-        if "left_child" not in node:
-            return 0
-        return 1 + max(depth(node["left_child"]), depth(node["right_child"]))
-
     total = 0.0
     for tree in booster.dump_model()["tree_info"]:
-        d = depth(tree["tree_structure"])
+        d = tree_depth(tree["tree_structure"])
         total += tree["num_leaves"] * max(d, 1) ** 2
     return total
 

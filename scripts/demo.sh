@@ -53,17 +53,7 @@ for _ in $(seq 1 120); do
 done
 curl -fs "$base/readyz" >/dev/null || { echo "the service did not become ready" >&2; exit 1; }
 
-firm=$(python - <<'PY'
-from credit.store import open_store
-con = open_store(read_only=True)
-row = con.execute(
-    "SELECT firm_id FROM payments WHERE kind = 'settlement' "
-    "AND occurred_at >= (SELECT max(occurred_at) FROM payments) - INTERVAL 180 DAY "
-    "GROUP BY firm_id ORDER BY sum(amount_usd) DESC LIMIT 1"
-).fetchone()
-print(row[0] if row else "")
-PY
-)
+firm=$(python "$(dirname "$0")/demo_firm.py")
 
 echo
 echo "A real decision for $firm (POST /v1/score):"

@@ -17,17 +17,7 @@ lender_key="$2"
 base="${3:-http://127.0.0.1:8000}"
 
 if [ "$firm" = auto ]; then
-  firm=$(python - <<'PY'
-from credit.store import open_store
-con = open_store(read_only=True)
-row = con.execute(
-    "SELECT firm_id FROM payments WHERE kind = 'settlement' "
-    "AND occurred_at >= (SELECT max(occurred_at) FROM payments) - INTERVAL 180 DAY "
-    "GROUP BY firm_id ORDER BY sum(amount_usd) DESC LIMIT 1"
-).fetchone()
-print(row[0] if row else "")
-PY
-)
+  firm=$(python "$(dirname "$0")/demo_firm.py")
   if [ -z "$firm" ]; then
     echo "no firm with platform settlements in the record store" >&2
     exit 1

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping
+import os
+import uuid
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
+import pytest
+import sqlalchemy as sa
 
 from credit.scale import ScoreScale
 from credit.scoring import Calibrator, ScoringModel
@@ -181,3 +185,28 @@ def register_champion(model: ScoringModel, tracking_uri: str, workdir: Any) -> s
     )
     client.set_registered_model_alias(MODEL_NAME, "champion", mv.version)
     return str(mv.version)
+
+
+PG_URL = os.environ.get("TRADECREDIT_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+@contextlib.contextmanager
+def fresh_pg_database(prefix: str = "tc_test") -> Iterator[tuple[str, str, sa.Engine]]:
+    """(url, name, admin engine) of a new PostgreSQL database, dropped afterwards; the test
+    is skipped when the server is unreachable."""
+    try:
+        admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+    except Exception as exc:
+        pytest.skip(f"PostgreSQL not reachable at {PG_URL}: {type(exc).__name__}")
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    url = sa.engine.make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
+    try:
+        yield url, name, admin
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()

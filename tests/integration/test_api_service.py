@@ -10,7 +10,6 @@ import socket
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ from credit.keys import create_key
 from credit.settings import Settings, get_settings
 from tests.api_support import (
     catalog_frame,
+    fresh_pg_database,
     make_store,
     register_champion,
     train_catalog_model,
@@ -34,8 +34,6 @@ from tests.api_support import (
 )
 
 pytestmark = pytest.mark.integration
-
-PG_URL = os.environ.get("TRADECREDIT_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
 @pytest.fixture
@@ -156,25 +154,13 @@ def test_credit_serve_on_loopback(champion: dict[str, Any], data_dir: Path) -> N
 @pytest.fixture
 def pg_url() -> Iterator[str]:
     """A fresh PostgreSQL database for one test (skipped when the server is unreachable)."""
-    try:
-        admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(sa.text("SELECT 1"))
-    except Exception as exc:
-        pytest.skip(f"PostgreSQL not reachable at {PG_URL}: {type(exc).__name__}")
-    name = f"tc_api_{uuid.uuid4().hex[:10]}"
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    url = sa.engine.make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
-    try:
-        yield url
-    finally:
-        from credit.db import dispose_engines
+    with fresh_pg_database("tc_api") as (url, _, _):
+        try:
+            yield url
+        finally:
+            from credit.db import dispose_engines
 
-        dispose_engines()
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+            dispose_engines()  # before the database is dropped
 
 
 @pytest.mark.postgres

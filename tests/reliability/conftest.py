@@ -8,14 +8,11 @@ Every test here is marked ``reliability`` (heavy ones also ``slow``); run them w
 from __future__ import annotations
 
 import contextlib
-import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from api.main import create_app
@@ -23,8 +20,6 @@ from credit.keys import create_key
 from credit.scoring import ScoringModel
 from credit.settings import Settings
 from tests.api_support import make_store, train_model
-
-PG_URL = os.environ.get("TRADECREDIT_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 #: (name, tenant, role) of the keys every service fixture creates.
 KEYS = [
@@ -41,33 +36,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if here in Path(str(item.fspath)).parents:
             item.add_marker(pytest.mark.reliability)
-
-
-def pg_admin() -> sa.Engine:
-    """An AUTOCOMMIT engine on the server's ``test`` database, or skip when unreachable."""
-    try:
-        admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(sa.text("SELECT 1"))
-    except Exception as exc:
-        pytest.skip(f"PostgreSQL not reachable at {PG_URL}: {type(exc).__name__}")
-    return admin
-
-
-@contextlib.contextmanager
-def fresh_pg_database(prefix: str = "tc_rel") -> Iterator[tuple[str, str, sa.Engine]]:
-    """(url, name, admin engine) of a new PostgreSQL database, dropped afterwards."""
-    admin = pg_admin()
-    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    url = sa.engine.make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
-    try:
-        yield url, name, admin
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 @pytest.fixture(scope="session")

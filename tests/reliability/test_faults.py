@@ -24,8 +24,8 @@ from api.main import create_app
 from credit.keys import create_key
 from credit.scoring import ScoringModel
 from credit.settings import Settings, get_settings
-from tests.api_support import make_store, register_champion
-from tests.reliability.conftest import fresh_pg_database, h, running_service
+from tests.api_support import fresh_pg_database, make_store, register_champion
+from tests.reliability.conftest import h, running_service
 
 pytestmark = pytest.mark.slow
 

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import threading
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +19,7 @@ from api.schemas import BatchResponse, DecisionOut
 from credit.keys import create_key, revoke_key
 from credit.scoring import ScoringModel
 from credit.settings import Settings
-from tests.api_support import make_store, train_model
+from tests.api_support import fresh_pg_database, make_store, train_model
 
 
 @pytest.fixture(scope="module")
@@ -34,30 +32,14 @@ def model_v2() -> ScoringModel:
     return train_model(seed=7, n_trees=20, version="2")
 
 
-PG_URL = os.environ.get("TRADECREDIT_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-
-
 @contextlib.contextmanager
 def database(kind: str) -> Iterator[str | None]:
     """None (embedded SQLite) or the URL of a fresh PostgreSQL database, dropped afterwards."""
     if kind == "sqlite":
         yield None
         return
-    try:
-        admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(sa.text("SELECT 1"))
-    except Exception as exc:
-        pytest.skip(f"PostgreSQL not reachable at {PG_URL}: {type(exc).__name__}")
-    name = f"tc_api_{uuid.uuid4().hex[:10]}"
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield sa.engine.make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with fresh_pg_database("tc_api") as (url, _, _):
+        yield url
 
 
 @pytest.fixture(
