@@ -1151,6 +1151,23 @@ CATALOG: tuple[Feature, ...] = (
         missing="NaN when no supplier invoice was due by T.",
     ),
     _f(
+        name="supplier_payment_coverage_90d",
+        family="payment_discipline",
+        source="payments",
+        aggregation="ratio",
+        window_days=90,
+        filter="kind = 'supplier_payment' AND is_paid",
+        denominator_filter=SUPPLIER_DUE,
+        value="amount_usd",
+        unit="ratio",
+        risk_direction=-1,
+        description="Supplier payments made (paid by T, payments on account included) over "
+        "the value of supplier invoices due by T, last 90 days; below 1, arrears build up.",
+        reason="Paying suppliers less than falls due",
+        hint="Pay what falls due each month; agree a plan for any arrears.",
+        missing="NaN when no supplier invoice was due by T in the window.",
+    ),
+    _f(
         name="supplier_overdue_unpaid_usd",
         family="payment_discipline",
         source="payments",

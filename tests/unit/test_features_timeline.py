@@ -244,6 +244,7 @@ EXPECTED: dict[str, float] = {
     "supplier_dpd30_count_365d": 1,  # P9
     "supplier_on_time_share_365d": 0.25,  # P12
     "supplier_overdue_unpaid_usd": 1000,  # P9 400 + P10 600
+    "supplier_payment_coverage_90d": 0.0,  # due by T: P9 400, P10 600; neither paid by T
     "supplier_dpd_trend_90d": 21 - 10,  # 90d: P9, P10 -> 21; prior: P8, P12 -> 10
     "worst_loan_dpd_ever": 40,  # P18
     "loan_dpd_max_90d": math.nan,  # P19, P20 not yet due
@@ -306,3 +307,4 @@ def test_later_as_of_sees_the_settlements() -> None:
     assert r["tax_refund_denial_rate_365d"] == pytest.approx(270 / (180 + 270))
     assert r["in_transit_share_90d"] == pytest.approx(0.0)  # S4, S5 delivered by 07-08
     assert r["supplier_overdue_unpaid_usd"] == pytest.approx(400)  # only P9 left
+    assert r["supplier_payment_coverage_90d"] == pytest.approx(600 / 1000)  # P10 paid 07-02
