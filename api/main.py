@@ -220,11 +220,12 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        from credit.db import make_engine, upgrade
+        from credit.db import BackgroundCheckpoint, make_engine, upgrade
 
         s = settings or app.dependency_overrides.get(get_settings, get_settings)()
         configure_logging(s.api_log_level)
         engine = make_engine(s.service_database_url)
+        checkpoint = BackgroundCheckpoint(engine) if engine.dialect.name == "sqlite" else None
         if migrate:
             upgrade(engine)
         holder = ModelHolder(lambda: loader(s))
@@ -268,6 +269,8 @@ def create_app(
                 follower.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await follower
+            if checkpoint is not None:
+                checkpoint.stop()
             engine.dispose()
 
     app = FastAPI(

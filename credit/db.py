@@ -8,17 +8,27 @@ inside the package (:mod:`credit.migrations`) and :func:`upgrade` applies them w
 
 from __future__ import annotations
 
+import logging
 import threading
 from pathlib import Path
 from typing import Any
 
+import orjson
 from sqlalchemy import Engine, create_engine, event, inspect
 from sqlalchemy.engine import make_url
+
+log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 _engines: dict[str, Engine] = {}
 _engines_lock = threading.Lock()
+
+
+def json_dumps(value: Any) -> str:
+    """JSON columns (audit rows, offers) as orjson writes them: a decision's feature vector
+    serializes in a fifth of the standard library's time; NaN is written as null."""
+    return orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS).decode()
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -32,6 +42,53 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cur.close()
 
 
+def _no_autocheckpoint(dbapi_connection: Any, _record: Any) -> None:
+    cur = dbapi_connection.cursor()
+    cur.execute("PRAGMA wal_autocheckpoint=0")
+    cur.close()
+
+
+class BackgroundCheckpoint:
+    """SQLite WAL checkpoints on a thread of their own, not inside a request's commit.
+
+    By default the connection whose commit takes the write-ahead log past 1,000 pages copies
+    the log back into the database file then and there: every few hundred audit rows one
+    decision waited several milliseconds, and every request queued behind it on the event
+    loop with it. With this, the engine's connections never checkpoint; a daemon thread runs
+    a ``PASSIVE`` checkpoint (it never blocks readers or writers) every ``interval`` seconds,
+    and SQLite releases the GIL while it copies. Other processes writing the same file keep
+    their automatic checkpoints. Start it before the engine opens its first connection.
+    """
+
+    def __init__(self, engine: Engine, interval: float = 1.0) -> None:
+        self.engine = engine
+        self.interval = interval
+        self.checkpoints = 0
+        self._stop = threading.Event()
+        event.listen(engine, "connect", _no_autocheckpoint)
+        self._thread = threading.Thread(target=self._run, name="wal-checkpoint", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                with self.engine.connect() as conn:
+                    conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+                self.checkpoints += 1
+            except Exception as exc:  # the next round tries again; the log only grows
+                log.warning("WAL checkpoint failed: %s: %s", type(exc).__name__, exc)
+
+    def stop(self) -> None:
+        """Stop the thread after one last checkpoint."""
+        self._stop.set()
+        self._thread.join(timeout=10)
+        try:
+            with self.engine.connect() as conn:
+                conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+        except Exception as exc:
+            log.warning("WAL checkpoint failed: %s: %s", type(exc).__name__, exc)
+
+
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """A new SQLAlchemy engine for ``url`` (SQLite files get their folder created).
 
@@ -42,6 +99,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     **kwargs : passed to :func:`sqlalchemy.create_engine`.
     """
     u = make_url(url)
+    kwargs.setdefault("json_serializer", json_dumps)
     if u.get_backend_name() == "sqlite":
         if u.database and u.database != ":memory:":
             Path(u.database).parent.mkdir(parents=True, exist_ok=True)

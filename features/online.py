@@ -20,6 +20,7 @@ import math
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 import pandas as pd
 from sqlalchemy import (
     Column,
@@ -69,7 +70,7 @@ def _encode(values: dict[str, Any]) -> str:
 
 
 def _decode(text: str) -> dict[str, float]:
-    raw = json.loads(text)
+    raw = orjson.loads(text)
     return {k: (float("nan") if v is None else float(v)) for k, v in raw.items()}
 
 

@@ -115,3 +115,31 @@ def test_encode_maps_labels_and_rejects_bad_input(tiny) -> None:
         model.encode({"late_share": 0.5, "revenue": 1.0, "region": "EU"})
     with pytest.raises(ScoringInputError, match="expected a matrix with 4 columns"):
         model.predict(np.zeros((2, 3)))
+
+
+def test_single_row_fast_path_equals_booster_predict_bit_for_bit(tiny) -> None:
+    """One row goes through LightGBM's C fast path; it must give Booster.predict's numbers."""
+    import pickle
+
+    model, data, test = tiny
+    assert model._fast is not None  # the fast path is in use on this LightGBM
+    X = data.X[test].copy()
+    X[::7, 0] = np.nan  # missing values take the trees' default branches
+    for row in X[:60]:
+        one = row.reshape(1, -1)
+        np.testing.assert_array_equal(
+            model.raw(one), model.booster.predict(one, raw_score=True, num_threads=1)
+        )
+        np.testing.assert_array_equal(
+            model.contributions(one), model.booster.predict(one, pred_contrib=True, num_threads=1)
+        )
+    # one row at a time or all rows at once (Booster.predict): the same decisions
+    batch = model.explain(X[:60], top_k=4)
+    for i in range(60):
+        single = model.explain(X[i : i + 1], top_k=4)
+        assert single.scores.raw[0] == batch.scores.raw[i]
+        assert single.scores.pd[0] == batch.scores.pd[i]
+        assert single.reasons[0] == batch.reasons[i]
+    again = pickle.loads(pickle.dumps(model))  # the C handles are rebuilt, not copied
+    assert again._fast is not None and again._fast is not model._fast
+    np.testing.assert_array_equal(again.raw(X[:1]), model.raw(X[:1]))
