@@ -15,6 +15,7 @@ from api.audit import AuditLog
 from api.metrics import Metrics
 from api.ratelimit import TokenBucket
 from api.security import Principal, require
+from credit.keys import Role
 from credit.scoring import ScoringModel
 from credit.settings import Settings, get_settings
 
@@ -81,9 +82,9 @@ async def get_state(request: Request) -> ServiceState:
 StateDep = Annotated[ServiceState, Depends(get_state)]
 
 
-async def get_model(request: Request) -> ScoringModel:
+def current_model(request: Request) -> ScoringModel:
     """The model in service, or 503 when none is loaded."""
-    model = request.app.state.service.models.current
+    model: ScoringModel | None = request.app.state.service.models.current
     if model is None:
         raise HTTPException(
             503, "no model loaded: train and promote one, then POST /v1/admin/reload"
@@ -91,7 +92,13 @@ async def get_model(request: Request) -> ScoringModel:
     return model
 
 
+async def get_model(request: Request) -> ScoringModel:
+    """:func:`current_model` as a dependency."""
+    return current_model(request)
+
+
 ModelDep = Annotated[ScoringModel, Depends(get_model)]
-Lender = Annotated[Principal, Depends(require("lender", "admin"))]
+SCORE_ROLES: tuple[Role, ...] = ("lender", "admin")
+Lender = Annotated[Principal, Depends(require(*SCORE_ROLES))]
 AnyRole = Annotated[Principal, Depends(require("lender", "platform", "admin"))]
 Admin = Annotated[Principal, Depends(require("admin"))]

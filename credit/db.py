@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import logging
 import threading
+import weakref
 from pathlib import Path
 from typing import Any
 
 import orjson
 from sqlalchemy import Engine, create_engine, event, inspect
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +89,62 @@ class BackgroundCheckpoint:
                 conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
         except Exception as exc:
             log.warning("WAL checkpoint failed: %s: %s", type(exc).__name__, exc)
+
+
+class FastQuery:
+    """A read that runs on a pooled DBAPI connection, past SQLAlchemy's execution layer.
+
+    For the few lookups every request makes (its API key, its firm's features): SQLAlchemy
+    spends ~50 µs a statement on execution contexts and result objects, more than SQLite
+    takes to answer. The SQL is SQLAlchemy's own rendering of ``statement`` for the engine's
+    dialect, the connection comes from (and returns to) the engine's pool, and a driver error
+    is raised as SQLAlchemy's ``OperationalError``, so callers handle failures as before.
+    Values come back as the driver gives them: select plain columns (strings, numbers) or
+    convert (SQLite returns timestamps as text).
+    """
+
+    def __init__(self, engine: Engine, statement: Any) -> None:
+        compiled = statement.compile(dialect=engine.dialect)
+        self.engine = engine
+        self.sql = str(compiled)
+        self._names: list[str] | None = list(compiled.positiontup or []) or None
+        # values fixed in the statement (a LIMIT, a literal): bound like the others
+        self._fixed = {k: v for k, v in compiled.params.items() if v is not None}
+        self._dbapi_error: type[Exception] = engine.dialect.loaded_dbapi.Error
+
+    def first(self, params: dict[str, Any]) -> tuple[Any, ...] | None:
+        """The first row for ``params`` (by bind-parameter name), or ``None``."""
+        params = {**self._fixed, **params}
+        args: Any = tuple(params[n] for n in self._names) if self._names else params
+        try:
+            conn = self.engine.raw_connection()
+        except self._dbapi_error as exc:  # the database is down or refuses connections
+            raise OperationalError(self.sql, params, exc) from exc
+        try:
+            cur = conn.cursor()
+            try:
+                cur.execute(self.sql, args)
+                row = cur.fetchone()
+            finally:
+                cur.close()
+        except self._dbapi_error as exc:
+            conn.invalidate(exc)  # a broken connection must not go back to the pool
+            raise OperationalError(self.sql, params, exc) from exc
+        finally:
+            conn.close()
+        return tuple(row) if row is not None else None
+
+
+_fast_queries: weakref.WeakKeyDictionary[Engine, dict[str, FastQuery]] = weakref.WeakKeyDictionary()
+
+
+def fast_query(engine: Engine, name: str, statement: Any) -> FastQuery:
+    """The :class:`FastQuery` of ``statement`` on ``engine``, rendered once and kept."""
+    per_engine = _fast_queries.setdefault(engine, {})
+    q = per_engine.get(name)
+    if q is None:
+        q = per_engine[name] = FastQuery(engine, statement)
+    return q
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:

@@ -130,11 +130,25 @@ class _Encoder:
             for j, f in enumerate(self.names)
             if f in model.categories
         }
+        self.numeric = [j for j in range(len(self.names)) if j not in self.lookup]
+        self.numeric_names = [self.names[j] for j in self.numeric]
 
     def encode(self, rows: Sequence[Mapping[str, Any]]) -> np.ndarray:
         n, m = len(rows), len(self.names)
         out = np.empty((n, m), dtype=np.float64)
         for i, row in enumerate(rows):
+            try:  # the common case, in one numpy assignment: numbers, None -> NaN
+                values = [row[f] for f in self.numeric_names]
+                if self.lookup:
+                    out[i, self.numeric] = values
+                    for j, labels in self.lookup.items():
+                        v = row[self.names[j]]
+                        out[i, j] = labels.get(str(v), np.nan) if v is not None else np.nan
+                else:
+                    out[i] = values
+                continue
+            except (KeyError, TypeError, ValueError):
+                pass  # a missing feature or a non-number: the checks below name it
             missing = [f for f in self.names if f not in row]
             if missing:
                 raise ScoringInputError(

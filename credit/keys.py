@@ -26,6 +26,7 @@ from typing import Literal
 import sqlalchemy as sa
 from sqlalchemy import Engine
 
+from credit.db import fast_query
 from credit.records import ID_HELP, ID_PATTERN
 
 Role = Literal["lender", "platform", "admin"]
@@ -157,10 +158,26 @@ def revoke_key(engine: Engine, key_id: str) -> ApiKey:
 _DUMMY_HASH = hash_key("tck_000000000000_" + "x" * 43)
 
 
-_KEY_BY_ID = sa.select(api_keys).where(api_keys.c.key_id == sa.bindparam("key_id"))
+# Plain columns only (the lookup runs through credit.db.FastQuery): no timestamps to convert.
+_KEY_BY_ID = sa.select(
+    api_keys.c.key_id,
+    api_keys.c.tenant,
+    api_keys.c.role,
+    api_keys.c.key_hash,
+    api_keys.c.revoked_at.is_not(None).label("revoked"),
+).where(api_keys.c.key_id == sa.bindparam("key_id"))
 
 
-def verify_key(engine: Engine, plaintext: str | None) -> ApiKey | None:
+@dataclass(frozen=True, slots=True)
+class VerifiedKey:
+    """An active key that matched: who is calling."""
+
+    key_id: str
+    tenant: str
+    role: Role
+
+
+def verify_key(engine: Engine, plaintext: str | None) -> VerifiedKey | None:
     """The active key matching ``plaintext``, else ``None`` (unknown, wrong or revoked).
 
     The stored hash is compared in constant time; a lookup miss still does one comparison so
@@ -171,10 +188,9 @@ def verify_key(engine: Engine, plaintext: str | None) -> ApiKey | None:
     parsed = parse_key(plaintext)
     digest = hash_key(plaintext)
     row = None
-    if parsed is not None:
-        with engine.connect() as conn:
-            row = conn.execute(_KEY_BY_ID, {"key_id": parsed[0]}).first()
-    ok = hmac.compare_digest(digest, row.key_hash if row is not None else _DUMMY_HASH)
-    if row is None or not ok or row.revoked_at is not None:
+    if parsed is not None:  # one read per request: the lean path (credit.db.FastQuery)
+        row = fast_query(engine, "key_by_id", _KEY_BY_ID).first({"key_id": parsed[0]})
+    ok = hmac.compare_digest(digest, row[3] if row is not None else _DUMMY_HASH)
+    if row is None or not ok or row[4]:
         return None
-    return _row_to_key(row)
+    return VerifiedKey(row[0], row[1], row[2])

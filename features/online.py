@@ -36,6 +36,7 @@ from sqlalchemy import (
     tuple_,
 )
 
+from credit.db import fast_query
 from features.catalog import CATALOG_VERSION, feature_names
 
 TABLE_NAME = "online_features"
@@ -67,6 +68,11 @@ def _encode(values: dict[str, Any]) -> str:
         for k, v in values.items()
     }
     return json.dumps(clean, separators=(",", ":"))
+
+
+def _parse_ts(text: str) -> datetime:
+    """A timestamp as SQLAlchemy stores it in SQLite (``YYYY-MM-DD HH:MM:SS[.ffffff]``)."""
+    return datetime.fromisoformat(text)
 
 
 def _decode(text: str) -> dict[str, float]:
@@ -160,12 +166,17 @@ class OnlineStore:
             ``features`` maps every feature name to a float (NaN for missing); ``None``
             when the firm has no snapshot at or before ``as_of``.
         """
+        if as_of is None:  # the common request: one read on the lean path (credit.db)
+            found = fast_query(self.engine, "online_latest", _LATEST).first(
+                {"firm_id": str(firm_id)}
+            )
+            if found is None:
+                return None
+            when = found[0]  # SQLite gives the stored text, PostgreSQL a datetime
+            return (when if isinstance(when, datetime) else _parse_ts(when)), _decode(found[1])
         with self.engine.connect() as conn:
-            if as_of is None:
-                row = conn.execute(_LATEST, {"firm_id": str(firm_id)}).first()
-            else:
-                params = {"firm_id": str(firm_id), "as_of": _naive(as_of)}
-                row = conn.execute(_LATEST_AT, params).first()
+            params = {"firm_id": str(firm_id), "as_of": _naive(as_of)}
+            row = conn.execute(_LATEST_AT, params).first()
         if row is None:
             return None
         return row[0], _decode(row[1])

@@ -41,3 +41,32 @@ def test_background_checkpoint_takes_checkpoints_off_the_writers(tmp_path: Path)
         assert busy == 0 and log_frames == done  # everything is in the database file
         assert conn.exec_driver_sql("SELECT count(*) FROM t").scalar() == 300
     engine.dispose()
+
+
+def test_fast_query_reads_what_sqlalchemy_reads_and_raises_its_errors(tmp_path: Path) -> None:
+    import pytest
+    from sqlalchemy.exc import OperationalError
+
+    from credit.db import FastQuery
+
+    engine = make_engine(f"sqlite:///{tmp_path / 's.db'}")
+    meta = sa.MetaData()
+    t = sa.Table("t", meta, sa.Column("k", sa.String), sa.Column("v", sa.Float))
+    meta.create_all(engine)
+    with engine.begin() as conn:
+        conn.execute(t.insert(), [{"k": "a", "v": 1.5}, {"k": "a", "v": 2.5}, {"k": "b", "v": 3}])
+    stmt = sa.select(t.c.k, t.c.v).where(t.c.k == sa.bindparam("k")).order_by(t.c.v).limit(1)
+    q = FastQuery(engine, stmt)
+    for k in ("a", "b", "zz"):
+        with engine.connect() as conn:
+            expected = conn.execute(stmt, {"k": k}).first()
+        got = q.first({"k": k})
+        assert got == (tuple(expected) if expected is not None else None)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DROP TABLE t")
+    with pytest.raises(OperationalError):  # SQLAlchemy's error, as callers expect
+        q.first({"k": "a"})
+    engine.dispose()
+    broken = make_engine(f"sqlite:///{tmp_path}")  # a directory: cannot be opened
+    with pytest.raises(OperationalError):
+        FastQuery(broken, stmt).first({"k": "a"})
