@@ -16,6 +16,7 @@ from sqlalchemy import Engine
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import SQLAlchemyError
 
+from credit.db import FastInsert
 from credit.decisions import Decision, iso
 
 log = logging.getLogger("tradecredit.audit")
@@ -61,6 +62,7 @@ class AuditLog:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self._insert: FastInsert | None = None  # prepared at the first write
 
     def record(
         self,
@@ -101,8 +103,9 @@ class AuditLog:
             for d, h, o in zip(items, request_hashes, offers or [None] * len(items), strict=True)
         ]
         try:
-            with self.engine.begin() as conn:
-                conn.execute(decisions.insert(), rows)
+            if self._insert is None:
+                self._insert = FastInsert(self.engine, decisions)
+            self._insert.insert(rows)
         except (SQLAlchemyError, OSError) as exc:
             log.error("audit write failed: %s", type(exc).__name__, extra={"n": len(rows)})
             raise AuditUnavailableError("the audit log is unavailable") from exc

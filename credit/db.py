@@ -135,6 +135,63 @@ class FastQuery:
         return tuple(row) if row is not None else None
 
 
+class FastInsert:
+    """Rows inserted in one transaction on a pooled DBAPI connection (see :class:`FastQuery`).
+
+    For the audit log's insert, made once per decision: the SQL and each column's conversion
+    (JSON, timestamps, booleans) are SQLAlchemy's own for the engine's dialect, prepared once;
+    only the execution layer is skipped (~0.1 ms a decision). Driver errors are raised as
+    SQLAlchemy's ``OperationalError``; nothing is committed unless every row went in.
+    """
+
+    def __init__(self, engine: Engine, table: Any) -> None:
+        dialect = engine.dialect
+        compiled = table.insert().compile(dialect=dialect)
+        self.engine = engine
+        self.sql = str(compiled)
+        self.columns: list[str] = [c.name for c in table.columns]
+        self._positional = compiled.positiontup is not None
+        if self._positional and list(compiled.positiontup) != self.columns:
+            raise ValueError(f"unexpected parameter order for {table.name}")
+        self._convert = [
+            (c.name, c.type.dialect_impl(dialect).bind_processor(dialect)) for c in table.columns
+        ]
+        self._dbapi_error: type[Exception] = dialect.loaded_dbapi.Error
+
+    def _params(self, row: dict[str, Any]) -> Any:
+        values = [
+            (conv(row.get(name)) if conv is not None else row.get(name))
+            for name, conv in self._convert
+        ]
+        return tuple(values) if self._positional else dict(zip(self.columns, values, strict=True))
+
+    def insert(self, rows: list[dict[str, Any]]) -> None:
+        """Insert ``rows`` (column name -> value; absent columns are NULL) and commit."""
+        params = [self._params(r) for r in rows]
+        try:
+            conn = self.engine.raw_connection()
+        except self._dbapi_error as exc:
+            raise OperationalError(self.sql, None, exc) from exc
+        try:
+            cur = conn.cursor()
+            try:
+                if len(params) == 1:
+                    cur.execute(self.sql, params[0])
+                else:
+                    cur.executemany(self.sql, params)
+            finally:
+                cur.close()
+            conn.commit()
+        except self._dbapi_error as exc:
+            try:
+                conn.rollback()
+            except self._dbapi_error:
+                conn.invalidate(exc)
+            raise OperationalError(self.sql, None, exc) from exc
+        finally:
+            conn.close()
+
+
 _fast_queries: weakref.WeakKeyDictionary[Engine, dict[str, FastQuery]] = weakref.WeakKeyDictionary()
 
 
