@@ -188,6 +188,9 @@ def main() -> None:  # noqa: C901 - a benchmark script reads top to bottom
     ap.add_argument("--reps", type=int, default=1000, help="in-process repetitions per path")
     ap.add_argument("--no-mlflow-serve", action="store_true")
     ap.add_argument("--port", type=int, default=8765)
+    ap.add_argument(
+        "--workers", type=int, default=1, help="uvicorn workers for the service (default 1)"
+    )
     args = ap.parse_args()
     sections = set(args.sections.split(","))
     tmp = tempfile.TemporaryDirectory(prefix="bench_api_")
@@ -262,7 +265,16 @@ def main() -> None:  # noqa: C901 - a benchmark script reads top to bottom
         env = {**os.environ, "TRADECREDIT_API_LOG_LEVEL": "INFO"}
         t_start = time.perf_counter()
         proc = subprocess.Popen(
-            [sys.executable, "-m", "credit.cli", "serve", "--port", str(args.port)],
+            [
+                sys.executable,
+                "-m",
+                "credit.cli",
+                "serve",
+                "--port",
+                str(args.port),
+                "--workers",
+                str(args.workers),
+            ],
             env=env,
             stdout=log,
             stderr=log,
@@ -280,11 +292,16 @@ def main() -> None:  # noqa: C901 - a benchmark script reads top to bottom
                 h = run_load(args.port, "GET", "/healthz", "", {}, conc, args.seconds)
                 http_rows.append(("GET /healthz (hello-world route, same app)", conc, h))
                 print(f"  hello c={conc}: {h}", flush=True)
-            mem = rss_mb(proc.pid)
+            # one worker's memory: the server itself, or its largest worker process
+            kids = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+            mem = max([rss_mb(proc.pid)] + [rss_mb(int(k)) for k in kids])
         finally:
             proc.terminate()
             proc.wait(timeout=30)
-        startup_note = f"{startup:.2f} s from process start to /readyz 200 (uvicorn, 1 worker)"
+        startup_note = (
+            f"{startup:.2f} s from process start to /readyz 200 "
+            f"(uvicorn, {args.workers} worker{'s' if args.workers > 1 else ''})"
+        )
         del t_start
 
         if not args.no_mlflow_serve:
