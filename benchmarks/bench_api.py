@@ -185,6 +185,7 @@ def main() -> None:  # noqa: C901 - a benchmark script reads top to bottom
     )
     ap.add_argument("--seconds", type=float, default=10.0, help="per HTTP run")
     ap.add_argument("--batch-rows", type=int, default=100_000)
+    ap.add_argument("--batch-repeats", type=int, default=3, help="batch runs; the best counts")
     ap.add_argument("--reps", type=int, default=1000, help="in-process repetitions per path")
     ap.add_argument("--no-mlflow-serve", action="store_true")
     ap.add_argument("--port", type=int, default=8765)
@@ -414,11 +415,17 @@ def main() -> None:  # noqa: C901 - a benchmark script reads top to bottom
             ),
             ("score_frame with 4 reasons", lambda: score_frame(model, frame, reasons=True)),
         ]:
-            t0 = time.perf_counter()
-            fn()
-            dt = time.perf_counter() - t0
+            # the best of --batch-repeats runs: one run of half a second is at the mercy of
+            # whatever else the machine does in that half second
+            times = []
+            for _ in range(args.batch_repeats):
+                t0 = time.perf_counter()
+                fn()
+                times.append(time.perf_counter() - t0)
+            dt = min(times)
             res[label] = args.batch_rows / dt
-            print(f"{label:45s} {res[label]:12,.0f}  ({dt:.2f} s)", flush=True)
+            runs = ", ".join(f"{t:.2f}" for t in times)
+            print(f"{label:45s} {res[label]:12,.0f}  (best of {runs} s)", flush=True)
         plain, contrib = res["score_frame without reasons"], res["score_frame with 4 reasons"]
         raw_p, raw_c = (
             res["booster predict (raw, multi-threaded)"],
