@@ -62,7 +62,7 @@ class AuditLog:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self._insert: FastInsert | None = None  # prepared at the first write
+        self._insert = FastInsert(engine, decisions)  # the SQL is rendered once, here
 
     def record(
         self,
@@ -103,8 +103,6 @@ class AuditLog:
             for d, h, o in zip(items, request_hashes, offers or [None] * len(items), strict=True)
         ]
         try:
-            if self._insert is None:
-                self._insert = FastInsert(self.engine, decisions)
             self._insert.insert(rows)
         except (SQLAlchemyError, OSError) as exc:
             log.error("audit write failed: %s", type(exc).__name__, extra={"n": len(rows)})

@@ -11,8 +11,9 @@ from __future__ import annotations
 import logging
 import threading
 import weakref
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from sqlalchemy import Engine, create_engine, event, inspect
@@ -20,6 +21,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
 log = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
@@ -71,51 +74,38 @@ class BackgroundCheckpoint:
         self._thread = threading.Thread(target=self._run, name="wal-checkpoint", daemon=True)
         self._thread.start()
 
+    def _checkpoint(self) -> None:
+        try:
+            with self.engine.connect() as conn:
+                conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+            self.checkpoints += 1
+        except Exception as exc:  # the next round tries again; the log only grows
+            log.warning("WAL checkpoint failed: %s: %s", type(exc).__name__, exc)
+
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
-            try:
-                with self.engine.connect() as conn:
-                    conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
-                self.checkpoints += 1
-            except Exception as exc:  # the next round tries again; the log only grows
-                log.warning("WAL checkpoint failed: %s: %s", type(exc).__name__, exc)
+            self._checkpoint()
 
     def stop(self) -> None:
         """Stop the thread after one last checkpoint."""
         self._stop.set()
         self._thread.join(timeout=10)
-        try:
-            with self.engine.connect() as conn:
-                conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
-        except Exception as exc:
-            log.warning("WAL checkpoint failed: %s: %s", type(exc).__name__, exc)
+        self._checkpoint()
 
 
-class FastQuery:
-    """A read that runs on a pooled DBAPI connection, past SQLAlchemy's execution layer.
+class _Direct:
+    """A statement SQLAlchemy rendered for the engine's dialect, run on a pooled DBAPI
+    connection past SQLAlchemy's execution layer (shared by :class:`FastQuery` and
+    :class:`FastInsert`). Driver errors come out as SQLAlchemy's ``OperationalError``, so
+    callers handle failures as they do for any statement; a failed statement is rolled back
+    and a connection that cannot even roll back is dropped from the pool."""
 
-    For the few lookups every request makes (its API key, its firm's features): SQLAlchemy
-    spends ~50 µs a statement on execution contexts and result objects, more than SQLite
-    takes to answer. The SQL is SQLAlchemy's own rendering of ``statement`` for the engine's
-    dialect, the connection comes from (and returns to) the engine's pool, and a driver error
-    is raised as SQLAlchemy's ``OperationalError``, so callers handle failures as before.
-    Values come back as the driver gives them: select plain columns (strings, numbers) or
-    convert (SQLite returns timestamps as text).
-    """
-
-    def __init__(self, engine: Engine, statement: Any) -> None:
-        compiled = statement.compile(dialect=engine.dialect)
+    def __init__(self, engine: Engine, compiled: Any) -> None:
         self.engine = engine
         self.sql = str(compiled)
-        self._names: list[str] | None = list(compiled.positiontup or []) or None
-        # values fixed in the statement (a LIMIT, a literal): bound like the others
-        self._fixed = {k: v for k, v in compiled.params.items() if v is not None}
         self._dbapi_error: type[Exception] = engine.dialect.loaded_dbapi.Error
 
-    def first(self, params: dict[str, Any]) -> tuple[Any, ...] | None:
-        """The first row for ``params`` (by bind-parameter name), or ``None``."""
-        params = {**self._fixed, **params}
-        args: Any = tuple(params[n] for n in self._names) if self._names else params
+    def _execute(self, work: Callable[[Any], _T], params: Any, commit: bool) -> _T:
         try:
             conn = self.engine.raw_connection()
         except self._dbapi_error as exc:  # the database is down or refuses connections
@@ -123,32 +113,62 @@ class FastQuery:
         try:
             cur = conn.cursor()
             try:
-                cur.execute(self.sql, args)
-                row = cur.fetchone()
+                out = work(cur)
             finally:
                 cur.close()
+            if commit:
+                conn.commit()
+            return out
         except self._dbapi_error as exc:
-            conn.invalidate(exc)  # a broken connection must not go back to the pool
+            try:
+                conn.rollback()
+            except self._dbapi_error:
+                conn.invalidate(exc)  # a broken connection must not go back to the pool
             raise OperationalError(self.sql, params, exc) from exc
         finally:
             conn.close()
-        return tuple(row) if row is not None else None
 
 
-class FastInsert:
-    """Rows inserted in one transaction on a pooled DBAPI connection (see :class:`FastQuery`).
+class FastQuery(_Direct):
+    """A read for the few lookups every request makes (its API key, its firm's features).
 
-    For the audit log's insert, made once per decision: the SQL and each column's conversion
-    (JSON, timestamps, booleans) are SQLAlchemy's own for the engine's dialect, prepared once;
-    only the execution layer is skipped (~0.1 ms a decision). Driver errors are raised as
-    SQLAlchemy's ``OperationalError``; nothing is committed unless every row went in.
+    SQLAlchemy spends ~50 µs a statement on execution contexts and result objects, more than
+    SQLite takes to answer; this runs SQLAlchemy's own SQL for ``statement`` directly (see
+    :class:`_Direct`). Values come back as the driver gives them: select plain columns
+    (strings, numbers) or convert (SQLite returns timestamps as text).
+    """
+
+    def __init__(self, engine: Engine, statement: Any) -> None:
+        compiled = statement.compile(dialect=engine.dialect)
+        super().__init__(engine, compiled)
+        self._names: list[str] | None = list(compiled.positiontup or []) or None
+        # values fixed in the statement (a LIMIT, a literal): bound like the others
+        self._fixed = {k: v for k, v in compiled.params.items() if v is not None}
+
+    def first(self, params: dict[str, Any]) -> tuple[Any, ...] | None:
+        """The first row for ``params`` (by bind-parameter name), or ``None``."""
+        params = {**self._fixed, **params}
+        args: Any = tuple(params[n] for n in self._names) if self._names else params
+
+        def fetch(cur: Any) -> tuple[Any, ...] | None:
+            cur.execute(self.sql, args)
+            row = cur.fetchone()
+            return tuple(row) if row is not None else None
+
+        return self._execute(fetch, params, commit=False)
+
+
+class FastInsert(_Direct):
+    """Rows inserted in one transaction (see :class:`_Direct`): the audit log's insert, made
+    once per decision. The SQL and each column's conversion (JSON, timestamps, booleans) are
+    SQLAlchemy's own for the engine's dialect, prepared once; only the execution layer is
+    skipped (~0.1 ms a decision). Nothing is committed unless every row went in.
     """
 
     def __init__(self, engine: Engine, table: Any) -> None:
         dialect = engine.dialect
         compiled = table.insert().compile(dialect=dialect)
-        self.engine = engine
-        self.sql = str(compiled)
+        super().__init__(engine, compiled)
         self.columns: list[str] = [c.name for c in table.columns]
         self._positional = compiled.positiontup is not None
         if self._positional and list(compiled.positiontup) != self.columns:
@@ -156,7 +176,6 @@ class FastInsert:
         self._convert = [
             (c.name, c.type.dialect_impl(dialect).bind_processor(dialect)) for c in table.columns
         ]
-        self._dbapi_error: type[Exception] = dialect.loaded_dbapi.Error
 
     def _params(self, row: dict[str, Any]) -> Any:
         values = [
@@ -168,28 +187,7 @@ class FastInsert:
     def insert(self, rows: list[dict[str, Any]]) -> None:
         """Insert ``rows`` (column name -> value; absent columns are NULL) and commit."""
         params = [self._params(r) for r in rows]
-        try:
-            conn = self.engine.raw_connection()
-        except self._dbapi_error as exc:
-            raise OperationalError(self.sql, None, exc) from exc
-        try:
-            cur = conn.cursor()
-            try:
-                if len(params) == 1:
-                    cur.execute(self.sql, params[0])
-                else:
-                    cur.executemany(self.sql, params)
-            finally:
-                cur.close()
-            conn.commit()
-        except self._dbapi_error as exc:
-            try:
-                conn.rollback()
-            except self._dbapi_error:
-                conn.invalidate(exc)
-            raise OperationalError(self.sql, None, exc) from exc
-        finally:
-            conn.close()
+        self._execute(lambda cur: cur.executemany(self.sql, params), None, commit=True)
 
 
 _fast_queries: weakref.WeakKeyDictionary[Engine, dict[str, FastQuery]] = weakref.WeakKeyDictionary()

@@ -330,11 +330,21 @@ class ScoringModel:
 
     def raw(self, X: npt.ArrayLike) -> FloatArray:
         """The booster's raw log-odds."""
-        arr = self._check(X)
-        if arr.shape[0] == 1 and self._fast is not None:
+        return self._raw(self._check(X))
+
+    def _raw(self, arr: FloatArray) -> FloatArray:
+        if arr.shape[0] == 1 and self._fast is not None:  # one decision: the fast path
             return self._fast.raw(arr[0])
         out: FloatArray = np.asarray(
             self.booster.predict(arr, raw_score=True, **_threads(arr)), dtype=np.float64
+        )
+        return out
+
+    def _contrib(self, arr: FloatArray) -> FloatArray:
+        if arr.shape[0] == 1 and self._fast is not None:
+            return self._fast.contrib(arr[0])
+        out: FloatArray = np.asarray(
+            self.booster.predict(arr, pred_contrib=True, **_threads(arr)), dtype=np.float64
         )
         return out
 
@@ -351,13 +361,7 @@ class ScoringModel:
 
     def contributions(self, X: npt.ArrayLike) -> FloatArray:
         """Exact TreeSHAP contributions in log-odds: ``(n, n_features + 1)``, base value last."""
-        arr = self._check(X)
-        if arr.shape[0] == 1 and self._fast is not None:
-            return self._fast.contrib(arr[0])
-        out: FloatArray = np.asarray(
-            self.booster.predict(arr, pred_contrib=True, **_threads(arr)), dtype=np.float64
-        )
-        return out
+        return self._contrib(self._check(X))
 
     def explain(
         self, X: npt.ArrayLike, top_k: int | None = 4, reason_objects: bool = True
@@ -370,15 +374,7 @@ class ScoringModel:
         ranks the contribution matrix with :func:`credit.reasons.top_k_matrix` instead).
         """
         arr = self._check(X)
-        if arr.shape[0] == 1 and self._fast is not None:  # one decision: the fast path
-            raw, contrib = self._fast.raw(arr[0]), self._fast.contrib(arr[0])
-        else:
-            raw = np.asarray(
-                self.booster.predict(arr, raw_score=True, **_threads(arr)), dtype=np.float64
-            )
-            contrib = np.asarray(
-                self.booster.predict(arr, pred_contrib=True, **_threads(arr)), dtype=np.float64
-            )
+        raw, contrib = self._raw(arr), self._contrib(arr)
         phi, base = contrib[:, :-1], contrib[:, -1]
         k = top_k or 0
         reasons = [
@@ -560,7 +556,6 @@ class _SingleRow:
                 )
             )
             self._handles[kind] = h
-        self._out_len = ctypes.c_int64(0)
 
     def _run(self, kind: int, row: FloatArray, width: int) -> FloatArray:
         c = self._ctypes
