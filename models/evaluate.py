@@ -52,6 +52,68 @@ def psi(expected: npt.ArrayLike, actual: npt.ArrayLike, bins: int = 10) -> float
     return float(np.sum((ai - ei) * np.log(ai / ei)))
 
 
+def auc_difference(
+    y: npt.ArrayLike, p_a: npt.ArrayLike, p_b: npt.ArrayLike, level: float = 0.95
+) -> dict[str, float]:
+    """Is model A's AUC really higher than model B's on the same loans?
+
+    DeLong's test for two correlated ROC curves (DeLong, DeLong & Clarke-Pearson 1988), in the
+    midrank form of Sun & Xu (2014). The two AUCs are scored on the same rows, so the
+    variance of their difference takes their covariance into account: that is what makes a
+    gain of 0.002 on 8,000 loans distinguishable from noise, or not.
+
+    Returns ``auc_a``, ``auc_b``, ``diff`` (A - B), ``se`` (of the difference), ``ci_low``
+    and ``ci_high`` (normal interval at ``level``) and the two-sided ``p_value``.
+    """
+    from scipy.stats import norm, rankdata
+
+    yy = np.asarray(y).astype(bool)
+    scores = np.vstack([np.asarray(p_a, np.float64), np.asarray(p_b, np.float64)])
+    if scores.shape[1] != yy.shape[0]:
+        raise ValueError(f"{scores.shape[1]} predictions for {yy.shape[0]} outcomes")
+    m, n = int(yy.sum()), int((~yy).sum())
+    if m < 2 or n < 2:
+        raise ValueError("an AUC comparison needs at least 2 defaults and 2 non-defaults")
+    pos, neg = scores[:, yy], scores[:, ~yy]
+    # midranks: within all rows, within the defaults, within the non-defaults
+    tz = rankdata(np.hstack([pos, neg]), axis=1)
+    tx = rankdata(pos, axis=1)
+    ty = rankdata(neg, axis=1)
+    auc = (tz[:, :m].sum(axis=1) - m * (m + 1) / 2) / (m * n)
+    v10 = (tz[:, :m] - tx) / n  # per default: share of non-defaults ranked below it
+    v01 = 1.0 - (tz[:, m:] - ty) / m  # per non-default: share of defaults ranked above it
+    cov = np.atleast_2d(np.cov(v10)) / m + np.atleast_2d(np.cov(v01)) / n
+    var = float(cov[0, 0] + cov[1, 1] - 2 * cov[0, 1])
+    diff = float(auc[0] - auc[1])
+    se = math.sqrt(max(var, 0.0))
+    z = float(norm.ppf(0.5 + level / 2))
+    # se == 0 only when both rankings are degenerate (perfect or constant): the difference is exact
+    p_value = float(2 * norm.sf(abs(diff) / se)) if se > 0 else float(diff == 0)
+    return {
+        "auc_a": float(auc[0]),
+        "auc_b": float(auc[1]),
+        "diff": diff,
+        "se": se,
+        "ci_low": diff - z * se,
+        "ci_high": diff + z * se,
+        "p_value": p_value,
+        "n": float(m + n),
+        "level": float(level),
+    }
+
+
+def describe_auc_difference(d: Mapping[str, float], a: str = "A", b: str = "B") -> str:
+    """One line for people: the two AUCs, the difference with its interval, and whether it
+    is more than noise (at 1 - ``level``)."""
+    pct = round(100 * d["level"])
+    verdict = "significant" if d["p_value"] < 1 - d["level"] else "not significant"
+    return (
+        f"AUC {a} {d['auc_a']:.4f} vs {b} {d['auc_b']:.4f}: {a} - {b} = {d['diff']:+.4f} "
+        f"({pct}% CI {d['ci_low']:+.4f} to {d['ci_high']:+.4f}, DeLong p = {d['p_value']:.2g}, "
+        f"{int(d['n']):,} rows; {verdict} at the {100 - pct}% level)"
+    )
+
+
 def metrics(y: npt.ArrayLike, p: npt.ArrayLike, ece_bins: int = 10) -> dict[str, float]:
     """AUC, Gini, KS, Brier, log loss, ECE, calibration slope/intercept, default rates."""
     yy = np.asarray(y, dtype=np.int64)

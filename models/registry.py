@@ -20,6 +20,7 @@ import pandas as pd
 
 from credit.scoring import MODEL_NAME, ScoringModel
 from credit.settings import get_settings
+from models.evaluate import auc_difference
 from models.evaluate import metrics as compute_metrics
 from models.train import TrainReport
 
@@ -151,6 +152,19 @@ def log_training(
             mlflow.log_metrics(_finite(report.scorecard_metrics, f"scorecard_{set_name}_"))
         if report.oracle_auc is not None:
             mlflow.log_metric("oracle_auc", report.oracle_auc)
+        comparison = report.scorecard_comparison()
+        if comparison is not None:
+            mlflow.log_metrics(
+                {
+                    f"auc_gain_vs_scorecard{suffix}": comparison[key]
+                    for suffix, key in (
+                        ("", "diff"),
+                        ("_ci_low", "ci_low"),
+                        ("_ci_high", "ci_high"),
+                        ("_p_value", "p_value"),
+                    )
+                }
+            )
         for i, auc in enumerate(report.info.candidate_auc):
             mlflow.log_metric("candidate_validation_auc", auc, step=i)
         for i, cost in enumerate(report.info.candidate_cost):
@@ -276,6 +290,8 @@ class PromotionResult:
     message: str
     challenger: dict[str, float] = field(default_factory=dict)
     champion: dict[str, float] = field(default_factory=dict)
+    #: challenger against champion on the same rows (DeLong), when both could score them
+    auc_gain: dict[str, float] = field(default_factory=dict)
 
 
 def champion_version(tracking_uri: str | None = None) -> str | None:
@@ -298,10 +314,13 @@ def _evaluation_set(c: Any, run_id: str, tracking_uri: str) -> pd.DataFrame:
         return pd.read_parquet(path)
 
 
-def _score_on(model: ScoringModel, frame: pd.DataFrame, ece_bins: int) -> dict[str, float]:
+def _score_on(
+    model: ScoringModel, frame: pd.DataFrame, ece_bins: int
+) -> tuple[dict[str, float], np.ndarray]:
+    """The model's metrics on ``frame`` and its PDs."""
     X = model.encode(frame)
     p = model.predict(X).pd
-    return compute_metrics(frame[TARGET_COLUMN].to_numpy(), p, ece_bins)
+    return compute_metrics(frame[TARGET_COLUMN].to_numpy(), p, ece_bins), p
 
 
 def promote(
@@ -335,14 +354,16 @@ def promote(
     chall = ScoringModel.load(f"models:/{MODEL_NAME}/{version}", tracking_uri=uri, cache_dir=cache)
     res_ch: dict[str, float] = {}
     res_champ: dict[str, float] = {}
+    auc_gain: dict[str, float] = {}
     if current is not None:
         frame = _evaluation_set(c, mv.run_id, uri)
         champ = ScoringModel.load(
             f"models:/{MODEL_NAME}/{current}", tracking_uri=uri, cache_dir=cache
         )
-        res_ch = _score_on(chall, frame, ece_bins)
+        res_ch, p_ch = _score_on(chall, frame, ece_bins)
         try:
-            res_champ = _score_on(champ, frame, ece_bins)
+            res_champ, p_champ = _score_on(champ, frame, ece_bins)
+            auc_gain = _auc_gain(frame[TARGET_COLUMN].to_numpy(), p_ch, p_champ)
         except ValueError as exc:  # the champion cannot score these features
             if not force:
                 return PromotionResult(
@@ -376,6 +397,7 @@ def promote(
                     + "; ".join(problems),
                     res_ch,
                     res_champ,
+                    auc_gain,
                 )
     c.set_registered_model_alias(MODEL_NAME, CHAMPION, str(version))
     now = datetime.now(UTC).isoformat(timespec="seconds")
@@ -387,7 +409,7 @@ def promote(
         "promotion_reason": why,
         "promotion_forced": str(bool(force)).lower(),
         "promotion_metrics": json.dumps(
-            {"challenger": _short(res_ch), "champion": _short(res_champ)}
+            {"challenger": _short(res_ch), "champion": _short(res_champ), "auc_gain": auc_gain}
         ),
     }
     for k, v in record.items():
@@ -397,8 +419,25 @@ def promote(
         c.set_model_version_tag(MODEL_NAME, current, "replaced_by", str(version))
         c.set_model_version_tag(MODEL_NAME, current, "replaced_at", now)
     return PromotionResult(
-        True, str(version), current, f"version {version} is champion ({why})", res_ch, res_champ
+        True,
+        str(version),
+        current,
+        f"version {version} is champion ({why})",
+        res_ch,
+        res_champ,
+        auc_gain,
     )
+
+
+def _auc_gain(y: np.ndarray, p_challenger: np.ndarray, p_champion: np.ndarray) -> dict[str, float]:
+    """Challenger minus champion AUC on the same rows with its interval (empty when the rows
+    hold a single outcome). The gate itself stays ``promotion.min_auc_gain``; this says how
+    much of the gain could be noise."""
+    try:
+        d = auc_difference(y, p_challenger, p_champion)
+    except ValueError:
+        return {}
+    return {k: round(v, 6) for k, v in d.items()}
 
 
 def _short(m: Mapping[str, float]) -> dict[str, float]:

@@ -13,6 +13,7 @@ with the champion, known limitations.
 from __future__ import annotations
 
 import base64
+import contextlib
 import html
 import io
 import json
@@ -406,6 +407,7 @@ def render(
     import jinja2
     from markupsafe import Markup
 
+    from models.evaluate import auc_difference, describe_auc_difference
     from models.evaluate import metrics as compute_metrics
     from models.plots import _plt
 
@@ -485,6 +487,14 @@ def render(
 
     # -- comparison
     comp = metrics_df.copy()
+    scorecard_note = ""
+    if pred is not None and "scorecard_pd" in pred:
+        with contextlib.suppress(ValueError):
+            scorecard_note = describe_auc_difference(
+                auc_difference(pred["y"], pred["pd"], pred["scorecard_pd"]),
+                "LightGBM",
+                "scorecard",
+            )
     champ_df = pd.DataFrame()
     if champion is not None and mat.evaluation_set is not None:
         from models.registry import TARGET_COLUMN
@@ -505,6 +515,10 @@ def render(
             champion_note = (
                 f"Both models scored on this run's {set_label} evaluation set ({len(y_eval)} rows)."
             )
+            with contextlib.suppress(ValueError):
+                champion_note += " " + describe_auc_difference(
+                    auc_difference(y_eval, p_me, p_ch), "this model", "champion"
+                )
         except ValueError as exc:
             champion_note = (
                 f"The champion (version {champion_version}) cannot score this "
@@ -542,6 +556,7 @@ def render(
         features_table=Markup(_table(feat_df)),
         shap_img=Markup(_img(shap_png, "SHAP summary")),
         comparison_table=Markup(_table(comp)),
+        scorecard_note=scorecard_note,
         champion_table=Markup(_table(champ_df) if not champ_df.empty else ""),
         champion_note=champion_note,
         limitations=limitations,

@@ -175,6 +175,10 @@ def train(
             res = registry.promote(registered.version, cfg=cfg)
             registered.promotion = res
             progress(res.message)
+            if res.auc_gain:
+                from models.evaluate import describe_auc_difference
+
+                progress(describe_auc_difference(res.auc_gain, "challenger", "champion"))
     _print_report(report, registered)
     total = time.perf_counter() - t_start
     console.log(f"done in {total:.1f}s")
@@ -184,6 +188,7 @@ def train(
             "lightgbm": report.metrics,
             "scorecard": report.scorecard_metrics,
             "oracle_auc": report.oracle_auc,
+            "lightgbm_vs_scorecard": report.scorecard_comparison(),
             "folds": report.folds,
             "split": report.split,
             "best_iteration": report.info.best_iteration,
@@ -292,6 +297,11 @@ def _print_report(report: Any, registered: Any) -> None:
     if report.oracle_auc is not None:
         t.add_row("oracle AUC (true PD)", _fmt(report.oracle_auc), "")
     console.print(t)
+    comparison = report.scorecard_comparison()
+    if comparison is not None:
+        from models.evaluate import describe_auc_difference
+
+        console.print(describe_auc_difference(comparison, "LightGBM", "scorecard"))
     for name, table in report.tables.items():
         if name == "by_month" or table.empty:
             continue
@@ -330,6 +340,10 @@ def promote(
         typer.echo(f"challenger: {json.dumps(registry._short(res.challenger))}")
     if res.champion:
         typer.echo(f"champion:   {json.dumps(registry._short(res.champion))}")
+    if res.auc_gain:
+        from models.evaluate import describe_auc_difference
+
+        typer.echo(describe_auc_difference(res.auc_gain, "challenger", "champion"))
     if not res.promoted:
         raise typer.Exit(1)
 

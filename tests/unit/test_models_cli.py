@@ -43,6 +43,9 @@ def test_train_table_cv_register_promote_and_list(tmp_path, data_dir) -> None:
     assert got["lightgbm"]["n"] == 392  # 8 unknown outcomes left out
     assert 0.6 < got["lightgbm"]["cv_auc_mean"] <= 1.0
     assert "cv_auc_mean" in got["scorecard"]
+    vs = got["lightgbm_vs_scorecard"]  # DeLong on the pooled out-of-fold predictions
+    assert vs["diff"] == pytest.approx(got["lightgbm"]["auc"] - got["scorecard"]["auc"], abs=1e-9)
+    assert "LightGBM - scorecard" in res.output and "DeLong p" in res.output
     assert "LightGBM" in res.output and "scorecard" in res.output
 
     res = runner.invoke(app, ["models", "--json"])

@@ -37,6 +37,10 @@ def test_gate_refuses_a_worse_challenger_and_the_alias_stays(data_dir) -> None:
     assert not res.promoted
     assert "does not beat the champion" in res.message
     assert res.challenger["auc"] < res.champion["auc"]
+    # the same rows scored by both: DeLong's interval around the (negative) gain
+    gain = res.auc_gain
+    assert gain["diff"] == pytest.approx(res.challenger["auc"] - res.champion["auc"], abs=1e-6)
+    assert gain["ci_low"] < gain["diff"] < gain["ci_high"]
     assert registry.champion_version() == "1"  # the alias did not move
 
     with pytest.raises(ValueError, match="--force needs --reason"):
@@ -49,6 +53,9 @@ def test_gate_refuses_a_worse_challenger_and_the_alias_stays(data_dir) -> None:
     assert tags["promoted_from"] == "1" and tags["promotion_forced"] == "true"
     assert json.loads(tags["promotion_metrics"])["champion"]["auc"] == pytest.approx(
         res.champion["auc"], abs=1e-6
+    )
+    assert json.loads(tags["promotion_metrics"])["auc_gain"]["diff"] == pytest.approx(
+        gain["diff"], abs=1e-6
     )
 
     rows = registry.list_versions()

@@ -55,6 +55,7 @@ def test_each_training_run_logs_a_self_contained_report(data_dir: Path, tmp_path
     assert "There is no champion yet" in text
     assert "1,200" in text  # rows of the training table in the data summary
     assert "late_share" in text and "mean |SHAP|" in text
+    assert "LightGBM - scorecard = " in text and "DeLong p = " in text
     assert _artifact(first.run_id, "monitoring/baseline.json", data_dir).is_file()
     registry.promote("1")
 
@@ -62,6 +63,7 @@ def test_each_training_run_logs_a_self_contained_report(data_dir: Path, tmp_path
     text2 = _artifact(second.run_id, "report.html", data_dir).read_text()
     _assert_single_file_with_every_section(text2)
     assert "champion (version 1)" in text2  # scored on version 2's evaluation set
+    assert "this model - champion = " in text2
 
     out = tmp_path / "v1.html"
     res = CliRunner().invoke(app, ["report", "--version", "1", "--out", str(out)])
