@@ -3,6 +3,10 @@
 ``mlflow.pyfunc.load_model("models:/tradecredit-pd@champion").predict(frame)`` returns one row
 per input row with ``pd``, ``score`` and ``grade``, computed by :class:`credit.scoring.ScoringModel`
 (the same code the API and the command line use).
+
+It is logged as code (``models/pyfunc_model.py``, MLflow's "models from code"), not as a pickled
+object: the registered model holds this code's file and the bundle's text files, nothing that
+runs when it is unpickled.
 """
 
 from __future__ import annotations
@@ -25,8 +29,10 @@ class TradeCreditPD(PythonModel):
     def load_context(self, context: Any) -> None:
         self._model = ScoringModel.from_bundle(context.artifacts["bundle"])
 
-    def predict(self, context, model_input, params=None):
-        # (no type hints: MLflow reads them as an input schema)
+    def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
+        # Only model_input is annotated: MLflow reads these hints (an ``Any`` draws a warning),
+        # and pd.DataFrame is one it infers no schema from, so the logged signature stays the
+        # schema. A numpy matrix in feature order is accepted too when called directly.
         if self._model is None:
             self.load_context(context)
         model = self._model

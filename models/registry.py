@@ -215,7 +215,7 @@ def log_training(
             sig = infer_signature(example, out.predict(None, example))
         info = mlflow.pyfunc.log_model(
             name="model",
-            python_model=TradeCreditPD(),
+            python_model=str(Path(__file__).with_name("pyfunc_model.py")),
             artifacts={"bundle": str(bundle)},
             signature=sig,
             input_example=example,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -101,6 +102,14 @@ def test_pyfunc_returns_pd_score_grade(data_dir) -> None:
     assert list(out.columns) == ["pd", "score", "grade"]
     np.testing.assert_allclose(out["pd"].to_numpy(), rep.eval_pd[:20], atol=1e-12)
     assert model.metadata.signature is not None
+    # logged as code beside the bundle's text files: nothing in the registry is unpickled
+    from mlflow.artifacts import download_artifacts
+
+    files = {
+        p.name for p in Path(download_artifacts(f"models:/tradecredit-pd/{reg.version}")).rglob("*")
+    }
+    assert "pyfunc_model.py" in files and {"model.txt", "calibrator.json", "meta.json"} <= files
+    assert not [f for f in files if f.endswith((".pkl", ".pickle", ".joblib"))], files
     run = registry.client().get_run(reg.run_id)
     assert run.data.tags["catalog_version"] == "none"
     assert "oot_auc" in run.data.metrics and "oot_ece" in run.data.metrics
