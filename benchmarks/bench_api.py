@@ -310,7 +310,7 @@ def main() -> None:  # noqa: C901 - a benchmark script reads top to bottom
             menv = {
                 **os.environ,
                 "MLFLOW_TRACKING_URI": s.tracking_uri,
-                # mlflow execs `uvicorn` from PATH and runs models/pyfunc_model.py, which imports the checkout
+                # mlflow execs `uvicorn` from PATH; models/pyfunc_model.py imports the checkout
                 "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
                 "PYTHONPATH": str(ROOT),
             }
