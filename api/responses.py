@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
 from fastapi.responses import JSONResponse
+
+from credit.db import json_bytes
 
 
 class FastJSONResponse(JSONResponse):
     """``JSONResponse`` with orjson; NaN and infinities become ``null`` (never invalid JSON)."""
 
     def render(self, content: Any) -> bytes:
-        return orjson.dumps(content, option=orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY)
+        return json_bytes(content)

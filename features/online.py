@@ -70,11 +70,6 @@ def _encode(values: dict[str, Any]) -> str:
     return json.dumps(clean, separators=(",", ":"))
 
 
-def _parse_ts(text: str) -> datetime:
-    """A timestamp as SQLAlchemy stores it in SQLite (``YYYY-MM-DD HH:MM:SS[.ffffff]``)."""
-    return datetime.fromisoformat(text)
-
-
 def _decode(text: str) -> dict[str, float]:
     raw = orjson.loads(text)
     return {k: (float("nan") if v is None else float(v)) for k, v in raw.items()}
@@ -172,8 +167,10 @@ class OnlineStore:
             )
             if found is None:
                 return None
-            when = found[0]  # SQLite gives the stored text, PostgreSQL a datetime
-            return (when if isinstance(when, datetime) else _parse_ts(when)), _decode(found[1])
+            when, text = found
+            if not isinstance(when, datetime):  # SQLite: the text SQLAlchemy stored (ISO)
+                when = datetime.fromisoformat(when)
+            return when, _decode(text)
         with self.engine.connect() as conn:
             params = {"firm_id": str(firm_id), "as_of": _naive(as_of)}
             row = conn.execute(_LATEST_AT, params).first()
