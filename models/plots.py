@@ -85,7 +85,12 @@ def write_plots(report: TrainReport, out: str | Path, shap_rows: int = 2000) -> 
     import shap
 
     shap.summary_plot(
-        contrib, X, feature_names=report.model.feature_names, show=False, max_display=20
+        contrib,
+        X,
+        feature_names=report.model.feature_names,
+        show=False,
+        max_display=20,
+        rng=np.random.default_rng(0),  # the dots' jitter: reproducible, global RNG untouched
     )
     fig = plt.gcf()
     fig.suptitle("SHAP (log-odds), sample of the evaluation set")
