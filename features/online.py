@@ -36,7 +36,7 @@ from sqlalchemy import (
     tuple_,
 )
 
-from credit.db import fast_query
+from credit.db import fast_query, json_dumps
 from features.catalog import CATALOG_VERSION, feature_names
 
 TABLE_NAME = "online_features"
@@ -63,15 +63,24 @@ def _naive(ts: Any) -> datetime:
 
 
 def _encode(values: dict[str, Any]) -> str:
-    clean = {
-        k: (None if v is None or (isinstance(v, float) and math.isnan(v)) else float(v))
-        for k, v in values.items()
-    }
-    return json.dumps(clean, separators=(",", ":"))
+    # Standard JSON has no NaN or infinity: NaN is written as null and an infinity as the
+    # string "inf" or "-inf", which float() reads back, so every value round-trips.
+    clean: dict[str, Any] = {}
+    for k, v in values.items():
+        if v is None or (isinstance(v, float) and math.isnan(v)):
+            clean[k] = None
+        elif isinstance(v, float) and math.isinf(v):
+            clean[k] = "inf" if v > 0 else "-inf"
+        else:
+            clean[k] = float(v)
+    return json_dumps(clean)
 
 
 def _decode(text: str) -> dict[str, float]:
-    raw = orjson.loads(text)
+    try:
+        raw = orjson.loads(text)
+    except orjson.JSONDecodeError:  # written by an earlier build: a bare Infinity
+        raw = json.loads(text)
     return {k: (float("nan") if v is None else float(v)) for k, v in raw.items()}
 
 

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from features.catalog import feature_names
-from features.online import OnlineStore
+from features.online import OnlineStore, _decode
 
 PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
@@ -23,6 +23,7 @@ def _frame(firms: list[str], as_of: str, seed: int) -> pd.DataFrame:
     names = feature_names()
     values = rng.normal(size=(len(firms), len(names)))
     values[:, 3] = np.nan  # a missing value must survive the round trip
+    values[:, 4], values[:, 5] = np.inf, -np.inf  # and so must infinities (not valid JSON)
     df = pd.DataFrame(values, columns=names)
     df.insert(0, "as_of", pd.Timestamp(as_of))
     df.insert(0, "firm_id", firms)
@@ -117,6 +118,13 @@ def test_sqlite(sqlite_url: str) -> None:
 @pytest.mark.integration
 def test_postgresql(postgres_url: str) -> None:
     _exercise(postgres_url)
+
+
+def test_snapshots_written_with_a_bare_infinity_still_read() -> None:
+    # json.dumps wrote infinities as the non-standard token Infinity in earlier builds
+    got = _decode('{"a":Infinity,"b":-Infinity,"c":null,"d":1.5}')
+    assert got["a"] == math.inf and got["b"] == -math.inf
+    assert math.isnan(got["c"]) and got["d"] == 1.5
 
 
 def test_default_url_is_the_service_database(settings) -> None:  # type: ignore[no-untyped-def]
