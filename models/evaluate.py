@@ -102,6 +102,18 @@ def auc_difference(
     }
 
 
+def compare_auc(
+    y: npt.ArrayLike, p_a: npt.ArrayLike, p_b: npt.ArrayLike, level: float = 0.95
+) -> dict[str, float] | None:
+    """:func:`auc_difference`, or ``None`` when the rows hold fewer than 2 defaults or 2
+    non-defaults (nothing to compare: the training command, the registry and the report then
+    leave the comparison out)."""
+    yy = np.asarray(y).astype(bool)
+    if min(int(yy.sum()), int((~yy).sum())) < 2:
+        return None
+    return auc_difference(yy, p_a, p_b, level)
+
+
 def describe_auc_difference(d: Mapping[str, float], a: str = "A", b: str = "B") -> str:
     """One line for people: the two AUCs, the difference with its interval, and whether it
     is more than noise (at 1 - ``level``)."""

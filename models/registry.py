@@ -20,7 +20,7 @@ import pandas as pd
 
 from credit.scoring import MODEL_NAME, ScoringModel
 from credit.settings import get_settings
-from models.evaluate import auc_difference
+from models.evaluate import compare_auc, describe_auc_difference
 from models.evaluate import metrics as compute_metrics
 from models.train import TrainReport
 
@@ -293,6 +293,13 @@ class PromotionResult:
     #: challenger against champion on the same rows (DeLong), when both could score them
     auc_gain: dict[str, float] = field(default_factory=dict)
 
+    @property
+    def auc_gain_line(self) -> str:
+        """:attr:`auc_gain` in one line for people ("" when there was no comparison)."""
+        if not self.auc_gain:
+            return ""
+        return describe_auc_difference(self.auc_gain, "challenger", "champion")
+
 
 def champion_version(tracking_uri: str | None = None) -> str | None:
     from mlflow.exceptions import MlflowException
@@ -433,11 +440,8 @@ def _auc_gain(y: np.ndarray, p_challenger: np.ndarray, p_champion: np.ndarray) -
     """Challenger minus champion AUC on the same rows with its interval (empty when the rows
     hold a single outcome). The gate itself stays ``promotion.min_auc_gain``; this says how
     much of the gain could be noise."""
-    try:
-        d = auc_difference(y, p_challenger, p_champion)
-    except ValueError:
-        return {}
-    return {k: round(v, 6) for k, v in d.items()}
+    d = compare_auc(y, p_challenger, p_champion)
+    return {k: round(v, 6) for k, v in d.items()} if d else {}
 
 
 def _short(m: Mapping[str, float]) -> dict[str, float]:

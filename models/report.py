@@ -13,7 +13,6 @@ with the champion, known limitations.
 from __future__ import annotations
 
 import base64
-import contextlib
 import html
 import io
 import json
@@ -407,7 +406,7 @@ def render(
     import jinja2
     from markupsafe import Markup
 
-    from models.evaluate import auc_difference, describe_auc_difference
+    from models.evaluate import compare_auc, describe_auc_difference
     from models.evaluate import metrics as compute_metrics
     from models.plots import _plt
 
@@ -489,12 +488,9 @@ def render(
     comp = metrics_df.copy()
     scorecard_note = ""
     if pred is not None and "scorecard_pd" in pred:
-        with contextlib.suppress(ValueError):
-            scorecard_note = describe_auc_difference(
-                auc_difference(pred["y"], pred["pd"], pred["scorecard_pd"]),
-                "LightGBM",
-                "scorecard",
-            )
+        vs_card = compare_auc(pred["y"], pred["pd"], pred["scorecard_pd"])
+        if vs_card:
+            scorecard_note = describe_auc_difference(vs_card, "LightGBM", "scorecard")
     champ_df = pd.DataFrame()
     if champion is not None and mat.evaluation_set is not None:
         from models.registry import TARGET_COLUMN
@@ -515,10 +511,9 @@ def render(
             champion_note = (
                 f"Both models scored on this run's {set_label} evaluation set ({len(y_eval)} rows)."
             )
-            with contextlib.suppress(ValueError):
-                champion_note += " " + describe_auc_difference(
-                    auc_difference(y_eval, p_me, p_ch), "this model", "champion"
-                )
+            vs_champ = compare_auc(y_eval, p_me, p_ch)
+            if vs_champ:
+                champion_note += " " + describe_auc_difference(vs_champ, "this model", "champion")
         except ValueError as exc:
             champion_note = (
                 f"The champion (version {champion_version}) cannot score this "

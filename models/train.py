@@ -23,7 +23,7 @@ from credit.scale import ScoreScale
 from credit.scoring import MODEL_NAME, ScoringModel
 from models.calibrate import choose_calibrator
 from models.dataset import TrainingData
-from models.evaluate import auc_difference, evaluate, metrics
+from models.evaluate import compare_auc, evaluate, metrics
 from models.monitor import build_baseline
 from models.report import summarize_data
 from models.scorecard import ScorecardModel, fit_scorecard
@@ -334,14 +334,11 @@ class TrainReport:
 
     def scorecard_comparison(self) -> dict[str, float] | None:
         """LightGBM against the scorecard on the same evaluation rows (DeLong's paired test,
-        :func:`models.evaluate.auc_difference`); ``None`` without a scorecard or without both
+        :func:`models.evaluate.compare_auc`); ``None`` without a scorecard or without both
         outcomes among the rows."""
         if self.eval_scorecard_pd is None:
             return None
-        try:
-            return auc_difference(self.eval_y, self.eval_pd, self.eval_scorecard_pd)
-        except ValueError:
-            return None
+        return compare_auc(self.eval_y, self.eval_pd, self.eval_scorecard_pd)
 
 
 def _segments(

@@ -175,10 +175,8 @@ def train(
             res = registry.promote(registered.version, cfg=cfg)
             registered.promotion = res
             progress(res.message)
-            if res.auc_gain:
-                from models.evaluate import describe_auc_difference
-
-                progress(describe_auc_difference(res.auc_gain, "challenger", "champion"))
+            if res.auc_gain_line:
+                progress(res.auc_gain_line)
     _print_report(report, registered)
     total = time.perf_counter() - t_start
     console.log(f"done in {total:.1f}s")
@@ -340,10 +338,8 @@ def promote(
         typer.echo(f"challenger: {json.dumps(registry._short(res.challenger))}")
     if res.champion:
         typer.echo(f"champion:   {json.dumps(registry._short(res.champion))}")
-    if res.auc_gain:
-        from models.evaluate import describe_auc_difference
-
-        typer.echo(describe_auc_difference(res.auc_gain, "challenger", "champion"))
+    if res.auc_gain_line:
+        typer.echo(res.auc_gain_line)
     if not res.promoted:
         raise typer.Exit(1)
 

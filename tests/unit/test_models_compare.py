@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from models.evaluate import auc_difference, describe_auc_difference
+from models.evaluate import auc_difference, compare_auc, describe_auc_difference
 
 
 def test_hand_computed_variance() -> None:
@@ -87,3 +87,9 @@ def test_bad_input_is_refused() -> None:
         auc_difference([1, 0, 0, 0], [0.9, 0.1, 0.2, 0.3], [0.5, 0.4, 0.3, 0.2])
     with pytest.raises(ValueError, match="3 predictions for 4 outcomes"):
         auc_difference([1, 1, 0, 0], [0.9, 0.1, 0.2], [0.5, 0.4, 0.3])
+
+
+def test_compare_auc_leaves_out_rows_with_too_few_of_an_outcome() -> None:
+    assert compare_auc([1, 0, 0, 0], [0.9, 0.1, 0.2, 0.3], [0.5, 0.4, 0.3, 0.2]) is None
+    y, a, b = [1, 1, 0, 0], [0.9, 0.1, 0.2, 0.3], [0.5, 0.4, 0.3, 0.2]
+    assert compare_auc(y, a, b) == auc_difference(y, a, b)
