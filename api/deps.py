@@ -11,7 +11,7 @@ from typing import Annotated, Any
 from fastapi import Depends, HTTPException, Request
 from sqlalchemy import Engine
 
-from api.audit import AuditLog
+from credit.audit import AuditLog
 from api.metrics import Metrics
 from api.ratelimit import TokenBucket
 from api.security import Principal, require

@@ -23,7 +23,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import errors
-from api.audit import AuditLog
+from credit.audit import AuditLog
 from api.deps import ModelHolder, ServiceState
 from api.logging import configure_logging, request_id_var
 from api.metrics import Metrics

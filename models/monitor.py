@@ -447,22 +447,12 @@ def outcomes_by_grade(
 def load_decisions(since: datetime, engine: Any = None) -> pd.DataFrame:
     """Decisions recorded at or after ``since`` (all tenants), oldest first."""
     import pandas as pd
-    import sqlalchemy as sa
 
-    from api.audit import decisions
+    from credit.audit import MONITORING_COLUMNS, AuditLog
     from credit.db import get_engine
 
-    eng = engine or get_engine()
-    since = since if since.tzinfo else since.replace(tzinfo=UTC)
-    cols = [
-        decisions.c.decision_id, decisions.c.tenant, decisions.c.firm_id, decisions.c.as_of,
-        decisions.c.features, decisions.c.pd, decisions.c.score, decisions.c.grade,
-        decisions.c.model_version, decisions.c.scored_at,
-    ]  # fmt: skip
-    q = sa.select(*cols).where(decisions.c.scored_at >= since).order_by(decisions.c.scored_at)
-    with eng.connect() as conn:
-        rows = conn.execute(q).mappings().all()
-    return pd.DataFrame([dict(r) for r in rows], columns=[c.name for c in cols])
+    rows = AuditLog(engine or get_engine()).since(since)
+    return pd.DataFrame(rows, columns=list(MONITORING_COLUMNS))
 
 
 def attach_outcomes(

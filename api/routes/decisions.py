@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, HTTPException, Path
 
-from api.audit import AuditUnavailableError
+from credit.audit import AuditUnavailableError
 from api.deps import AnyRole, StateDep
 from api.routes.score import DECISION_EXAMPLE
 from api.schemas import DecisionOut, ErrorOut

@@ -20,7 +20,7 @@ from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.audit import AuditUnavailableError
+from credit.audit import AuditUnavailableError
 from api.deps import AnyRole, ModelDep, ServiceState, StateDep
 from api.schemas import ErrorOut, FirmId
 from api.security import Principal, require

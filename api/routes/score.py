@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from api.audit import AuditUnavailableError
+from credit.audit import AuditUnavailableError
 from api.deps import SCORE_ROLES, Lender, ModelDep, ServiceState, StateDep, current_model
 from api.errors import error_body, format_validation_errors
 from api.responses import FastJSONResponse

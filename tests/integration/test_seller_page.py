@@ -365,7 +365,7 @@ def test_a_firm_without_records_is_declined_and_its_page_still_renders(svc: dict
 def test_no_offers_without_an_audit_row(
     svc: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from api.audit import AuditUnavailableError
+    from credit.audit import AuditUnavailableError
 
     state = svc["app"].state.service
 

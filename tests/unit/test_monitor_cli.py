@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from api.audit import AuditLog
+from credit.audit import AuditLog
 from api.metrics import Metrics
 from credit.cli import app
 from credit.db import dispose_engines, get_engine, upgrade

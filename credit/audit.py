@@ -49,6 +49,21 @@ decisions = sa.Table(
 )
 
 
+#: The columns :meth:`AuditLog.since` returns, in this order.
+MONITORING_COLUMNS = (
+    "decision_id",
+    "tenant",
+    "firm_id",
+    "as_of",
+    "features",
+    "pd",
+    "score",
+    "grade",
+    "model_version",
+    "scored_at",
+)
+
+
 class AuditUnavailableError(RuntimeError):
     """The audit log could not be written; the decision must not be returned."""
 
@@ -148,6 +163,15 @@ class AuditLog:
             q = q.where(decisions.c.tenant == tenant)
         with self.engine.connect() as conn:
             return int(conn.execute(q).scalar_one())
+
+    def since(self, since: datetime) -> list[dict[str, Any]]:
+        """Every decision recorded at or after ``since`` (all tenants), oldest first: the
+        columns monitoring reads (no offers, no request hash)."""
+        since = _utc(since)
+        cols = [decisions.c[name] for name in MONITORING_COLUMNS]
+        q = sa.select(*cols).where(decisions.c.scored_at >= since).order_by(decisions.c.scored_at)
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(q).mappings().all()]
 
     def ping(self) -> bool:
         try:
