@@ -16,8 +16,8 @@ from sqlalchemy import Engine
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import SQLAlchemyError
 
-from credit.db import FastInsert
 from credit.decisions import Decision, iso
+from credit.fastpath.dbapi import FastInsert
 
 log = logging.getLogger("tradecredit.audit")
 

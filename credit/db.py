@@ -10,19 +10,14 @@ from __future__ import annotations
 
 import logging
 import threading
-import weakref
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import orjson
 from sqlalchemy import Engine, create_engine, event, inspect
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
 
 log = logging.getLogger(__name__)
-
-_T = TypeVar("_T")
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
@@ -97,115 +92,6 @@ class BackgroundCheckpoint:
         self._stop.set()
         self._thread.join(timeout=10)
         self._checkpoint()
-
-
-class _Direct:
-    """A statement SQLAlchemy rendered for the engine's dialect, run on a pooled DBAPI
-    connection past SQLAlchemy's execution layer (shared by :class:`FastQuery` and
-    :class:`FastInsert`). Driver errors come out as SQLAlchemy's ``OperationalError``, so
-    callers handle failures as they do for any statement; a failed statement is rolled back
-    and a connection that cannot even roll back is dropped from the pool."""
-
-    def __init__(self, engine: Engine, compiled: Any) -> None:
-        self.engine = engine
-        self.sql = str(compiled)
-        self._dbapi_error: type[Exception] = engine.dialect.loaded_dbapi.Error
-
-    def _execute(self, work: Callable[[Any], _T], params: Any, commit: bool) -> _T:
-        try:
-            conn = self.engine.raw_connection()
-        except self._dbapi_error as exc:  # the database is down or refuses connections
-            raise OperationalError(self.sql, params, exc) from exc
-        try:
-            cur = conn.cursor()
-            try:
-                out = work(cur)
-            finally:
-                cur.close()
-            if commit:
-                conn.commit()
-            return out
-        except self._dbapi_error as exc:
-            try:
-                conn.rollback()
-            except self._dbapi_error:
-                conn.invalidate(exc)  # a broken connection must not go back to the pool
-            raise OperationalError(self.sql, params, exc) from exc
-        finally:
-            conn.close()
-
-
-class FastQuery(_Direct):
-    """A read for the few lookups every request makes (its API key, its firm's features).
-
-    SQLAlchemy spends ~50 µs a statement on execution contexts and result objects, more than
-    SQLite takes to answer; this runs SQLAlchemy's own SQL for ``statement`` directly (see
-    :class:`_Direct`). Values come back as the driver gives them: select plain columns
-    (strings, numbers) or convert (SQLite returns timestamps as text).
-    """
-
-    def __init__(self, engine: Engine, statement: Any) -> None:
-        compiled = statement.compile(dialect=engine.dialect)
-        super().__init__(engine, compiled)
-        self._names: list[str] | None = list(compiled.positiontup or []) or None
-        # values fixed in the statement (a LIMIT, a literal): bound like the others
-        self._fixed = {k: v for k, v in compiled.params.items() if v is not None}
-
-    def first(self, params: dict[str, Any]) -> tuple[Any, ...] | None:
-        """The first row for ``params`` (by bind-parameter name), or ``None``."""
-        params = {**self._fixed, **params}
-        args: Any = tuple(params[n] for n in self._names) if self._names else params
-
-        def fetch(cur: Any) -> tuple[Any, ...] | None:
-            cur.execute(self.sql, args)
-            row = cur.fetchone()
-            return tuple(row) if row is not None else None
-
-        return self._execute(fetch, params, commit=False)
-
-
-class FastInsert(_Direct):
-    """Rows inserted in one transaction (see :class:`_Direct`): the audit log's insert, made
-    once per decision. The SQL and each column's conversion (JSON, timestamps, booleans) are
-    SQLAlchemy's own for the engine's dialect, prepared once; only the execution layer is
-    skipped (~0.1 ms a decision). Nothing is committed unless every row went in.
-    """
-
-    def __init__(self, engine: Engine, table: Any) -> None:
-        dialect = engine.dialect
-        compiled = table.insert().compile(dialect=dialect)
-        super().__init__(engine, compiled)
-        self.columns: list[str] = [c.name for c in table.columns]
-        self._positional = compiled.positiontup is not None
-        if self._positional and list(compiled.positiontup) != self.columns:
-            raise ValueError(f"unexpected parameter order for {table.name}")
-        self._convert = [
-            (c.name, c.type.dialect_impl(dialect).bind_processor(dialect)) for c in table.columns
-        ]
-
-    def _params(self, row: dict[str, Any]) -> Any:
-        values = [
-            (conv(row.get(name)) if conv is not None else row.get(name))
-            for name, conv in self._convert
-        ]
-        return tuple(values) if self._positional else dict(zip(self.columns, values, strict=True))
-
-    def insert(self, rows: list[dict[str, Any]]) -> None:
-        """Insert ``rows`` (column name -> value; absent columns are NULL) and commit."""
-        params = [self._params(r) for r in rows]
-        self._execute(lambda cur: cur.executemany(self.sql, params), None, commit=True)
-
-
-_fast_queries: weakref.WeakKeyDictionary[Engine, dict[str, FastQuery]] = weakref.WeakKeyDictionary()
-
-
-def fast_query(engine: Engine, name: str, statement: Any) -> FastQuery:
-    """The :class:`FastQuery` of ``statement`` on ``engine``, rendered once and kept."""
-    per_engine = _fast_queries.setdefault(engine, {})
-    q = per_engine.get(name)
-    if q is None:
-        q = per_engine[name] = FastQuery(engine, statement)
-    return q
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:

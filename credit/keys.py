@@ -26,7 +26,7 @@ from typing import Literal
 import sqlalchemy as sa
 from sqlalchemy import Engine
 
-from credit.db import fast_query
+from credit.fastpath.dbapi import fast_query
 from credit.records import ID_HELP, ID_PATTERN
 
 Role = Literal["lender", "platform", "admin"]
@@ -158,7 +158,7 @@ def revoke_key(engine: Engine, key_id: str) -> ApiKey:
 _DUMMY_HASH = hash_key("tck_000000000000_" + "x" * 43)
 
 
-# Plain columns only (the lookup runs through credit.db.FastQuery): no timestamps to convert.
+# Read once per request through credit.fastpath.dbapi.FastQuery (SQLAlchemy's values).
 _KEY_BY_ID = sa.select(
     api_keys.c.key_id,
     api_keys.c.tenant,
@@ -188,7 +188,7 @@ def verify_key(engine: Engine, plaintext: str | None) -> VerifiedKey | None:
     parsed = parse_key(plaintext)
     digest = hash_key(plaintext)
     row = None
-    if parsed is not None:  # one read per request: the lean path (credit.db.FastQuery)
+    if parsed is not None:  # one read per request: the lean path (FastQuery)
         row = fast_query(engine, "key_by_id", _KEY_BY_ID).first({"key_id": parsed[0]})
     ok = hmac.compare_digest(digest, row[3] if row is not None else _DUMMY_HASH)
     if row is None or not ok or row[4]:

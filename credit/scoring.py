@@ -17,7 +17,9 @@ the data directory so that a restart works while the registry is unreachable.
 
 The hot path is numpy only: :meth:`ScoringModel.predict` and :meth:`ScoringModel.explain`
 take a 2-D float64 array whose columns are :attr:`ScoringModel.feature_names`; categorical
-columns hold category codes (see :meth:`ScoringModel.encode` for DataFrames).
+columns hold category codes (see :meth:`ScoringModel.encode` for DataFrames). One row (a
+decision) goes to LightGBM through :mod:`credit.fastpath.lightgbm_row`, the same numbers as
+``Booster.predict`` without its per-call Python set-up; more rows go through ``Booster.predict``.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
+from credit.fastpath.lightgbm_row import SingleRowPredictor, predict_threads, single_row_predictor
 from credit.reasons import Reason, reason_codes, top_reasons
 from credit.scale import ScoreScale
 
@@ -236,7 +239,8 @@ class ScoringModel:
         self.metadata: dict[str, Any] = dict(metadata or {})
         #: where :meth:`load` found the model: "registry", "cache" (registry unreachable) or None
         self.loaded_from: str | None = None
-        self._fast: _SingleRow | None = _single_row(booster, len(names))
+        #: one row through LightGBM's C API (credit.fastpath.lightgbm_row); None: Booster.predict
+        self._fast: SingleRowPredictor | None = single_row_predictor(booster, len(names))
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
@@ -245,7 +249,7 @@ class ScoringModel:
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
-        self._fast = _single_row(self.booster, self.n_features)
+        self._fast = single_row_predictor(self.booster, self.n_features)
 
     # ---- identity ---------------------------------------------------------------------------
 
@@ -336,7 +340,8 @@ class ScoringModel:
         if arr.shape[0] == 1 and self._fast is not None:  # one decision: the fast path
             return self._fast.raw(arr[0])
         out: FloatArray = np.asarray(
-            self.booster.predict(arr, raw_score=True, **_threads(arr)), dtype=np.float64
+            self.booster.predict(arr, raw_score=True, **predict_threads(arr.shape[0])),
+            dtype=np.float64,
         )
         return out
 
@@ -344,7 +349,8 @@ class ScoringModel:
         if arr.shape[0] == 1 and self._fast is not None:
             return self._fast.contrib(arr[0])
         out: FloatArray = np.asarray(
-            self.booster.predict(arr, pred_contrib=True, **_threads(arr)), dtype=np.float64
+            self.booster.predict(arr, pred_contrib=True, **predict_threads(arr.shape[0])),
+            dtype=np.float64,
         )
         return out
 
@@ -507,98 +513,6 @@ class ScoringModel:
 # --------------------------------------------------------------------------------------------
 # helpers
 # --------------------------------------------------------------------------------------------
-
-
-#: Below this many rows LightGBM predicts on one thread: starting OpenMP threads for a single
-#: row costs more than the trees (measured: 4x slower per row on a loaded 2-core machine).
-SINGLE_THREAD_ROWS = 64
-
-# LightGBM C API constants (c_api.h): prediction types and the float64 data type.
-_PREDICT_RAW_SCORE, _PREDICT_CONTRIB, _DTYPE_FLOAT64 = 1, 3, 1
-
-
-class _SingleRow:
-    """One row through LightGBM's single-row fast path (``LGBM_BoosterPredictForMatSingleRowFast``).
-
-    ``Booster.predict`` spends ~30 µs per call in Python (a predictor object, a deep copy of
-    the parameters, a parameter string, array checks) before the C++ side starts; for one row
-    that is a sixth of a TreeSHAP call. The C API's fast path sets all of this up once per
-    prediction type (a ``FastConfigHandle``) and then scores a row with a single call. Same
-    booster, same trees, same code in LightGBM, so the outputs equal ``Booster.predict``'s bit
-    for bit (tested). Anything unexpected at setup (another LightGBM build) leaves the
-    ordinary ``Booster.predict`` in charge.
-    """
-
-    def __init__(self, booster: lgb.Booster, n_features: int) -> None:
-        import ctypes
-
-        from lightgbm.basic import _LIB, _safe_call
-
-        self._ctypes = ctypes
-        self._lib, self._call = _LIB, _safe_call
-        self._booster = booster  # the handles point into it: keep it alive
-        self.n_features = n_features
-        params = b"num_threads=1"
-        num_iteration = booster.best_iteration if booster.best_iteration > 0 else -1
-        self._handles: dict[int, Any] = {}
-        for kind in (_PREDICT_RAW_SCORE, _PREDICT_CONTRIB):
-            h = ctypes.c_void_p()
-            _safe_call(
-                _LIB.LGBM_BoosterPredictForMatSingleRowFastInit(
-                    booster._handle,
-                    ctypes.c_int(kind),
-                    ctypes.c_int(0),
-                    ctypes.c_int(num_iteration),
-                    ctypes.c_int(_DTYPE_FLOAT64),
-                    ctypes.c_int32(n_features),
-                    ctypes.c_char_p(params),
-                    ctypes.byref(h),
-                )
-            )
-            self._handles[kind] = h
-
-    def _run(self, kind: int, row: FloatArray, width: int) -> FloatArray:
-        c = self._ctypes
-        data = np.ascontiguousarray(row, dtype=np.float64)
-        out = np.empty(width, dtype=np.float64)
-        out_len = c.c_int64(0)
-        self._call(
-            self._lib.LGBM_BoosterPredictForMatSingleRowFast(
-                self._handles[kind],
-                data.ctypes.data_as(c.c_void_p),
-                c.byref(out_len),
-                out.ctypes.data_as(c.POINTER(c.c_double)),
-            )
-        )
-        if out_len.value != width:
-            raise RuntimeError(f"LightGBM returned {out_len.value} values, expected {width}")
-        return out
-
-    def raw(self, row: FloatArray) -> FloatArray:
-        """Raw log-odds of one row, as a 1-element array."""
-        return self._run(_PREDICT_RAW_SCORE, row, 1)
-
-    def contrib(self, row: FloatArray) -> FloatArray:
-        """TreeSHAP contributions of one row, base value last, as a ``(1, n + 1)`` array."""
-        return self._run(_PREDICT_CONTRIB, row, self.n_features + 1).reshape(1, -1)
-
-    def __del__(self) -> None:
-        free = getattr(getattr(self, "_lib", None), "LGBM_FastConfigFree", None)
-        for h in getattr(self, "_handles", {}).values():
-            if free is not None and h:
-                free(h)
-
-
-def _single_row(booster: lgb.Booster, n_features: int) -> _SingleRow | None:
-    try:
-        return _SingleRow(booster, n_features)
-    except Exception as exc:  # not this LightGBM build: Booster.predict does the work
-        log.info("LightGBM single-row fast path unavailable (%s); using Booster.predict", exc)
-        return None
-
-
-def _threads(arr: FloatArray) -> dict[str, Any]:
-    return {"num_threads": 1} if arr.shape[0] < SINGLE_THREAD_ROWS else {}
 
 
 def _jsonable(obj: Any) -> Any:

@@ -36,7 +36,8 @@ from sqlalchemy import (
     tuple_,
 )
 
-from credit.db import fast_query, json_dumps
+from credit.db import json_dumps
+from credit.fastpath.dbapi import fast_query
 from features.catalog import CATALOG_VERSION, feature_names
 
 TABLE_NAME = "online_features"
@@ -84,7 +85,9 @@ def _decode(text: str) -> dict[str, float]:
     return {k: (float("nan") if v is None else float(v)) for k, v in raw.items()}
 
 
-# Built once: a statement built per call costs SQLAlchemy more than the read itself.
+# The two reads of :meth:`OnlineStore.get`, built once and run as direct statements
+# (credit.fastpath.dbapi: SQLAlchemy's SQL and type conversions, without its execution layer,
+# which costs more than the read itself).
 _LATEST = (
     select(online_features.c.as_of, online_features.c.features)
     .where(online_features.c.firm_id == bindparam("firm_id"))
@@ -170,22 +173,18 @@ class OnlineStore:
             ``features`` maps every feature name to a float (NaN for missing); ``None``
             when the firm has no snapshot at or before ``as_of``.
         """
-        if as_of is None:  # the common request: one read on the lean path (credit.db)
+        if as_of is None:  # the common request: the latest snapshot
             found = fast_query(self.engine, "online_latest", _LATEST).first(
                 {"firm_id": str(firm_id)}
             )
-            if found is None:
-                return None
-            when, text = found
-            if not isinstance(when, datetime):  # SQLite: the text SQLAlchemy stored (ISO)
-                when = datetime.fromisoformat(when)
-            return when, _decode(text)
-        with self.engine.connect() as conn:
-            params = {"firm_id": str(firm_id), "as_of": _naive(as_of)}
-            row = conn.execute(_LATEST_AT, params).first()
-        if row is None:
+        else:
+            found = fast_query(self.engine, "online_latest_at", _LATEST_AT).first(
+                {"firm_id": str(firm_id), "as_of": _naive(as_of)}
+            )
+        if found is None:
             return None
-        return row[0], _decode(row[1])
+        when, text = found  # as_of comes back a datetime on every backend (SQLAlchemy's)
+        return when, _decode(text)
 
     def count(self) -> int:
         """Number of stored snapshots."""

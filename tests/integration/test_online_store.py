@@ -6,6 +6,7 @@ import math
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -84,6 +85,13 @@ def _exercise(url: str) -> None:
     assert store.get("F1", "2025-02-01")[0] == pd.Timestamp("2025-02-01")  # type: ignore[index]
     assert store.get("F3") is not None and store.get("F3", "2024-12-31") is None
     assert store.get("nobody") is None
+    # the two reads (latest; latest at or before a moment) give one snapshot the same way
+    latest, at_moment = store.get("F1"), store.get("F1", "2100-01-01")
+    assert latest is not None and at_moment is not None
+    assert type(latest[0]) is type(at_moment[0]) is datetime and latest[0] == at_moment[0]
+    assert list(latest[1]) == list(at_moment[1])
+    np.testing.assert_array_equal(list(latest[1].values()), list(at_moment[1].values()))
+    assert latest[1][feature_names()[4]] == math.inf and latest[1][feature_names()[5]] == -math.inf
     # tz-aware moments are UTC
     assert store.get("F1", pd.Timestamp("2025-01-31 23:00", tz="Europe/Paris")) is not None
 

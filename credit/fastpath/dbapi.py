@@ -1,0 +1,167 @@
+"""SQLAlchemy's SQL run straight on the DBAPI connection: the per-request statements.
+
+Why: SQLAlchemy's execution layer (execution context, parameter processing, result object)
+costs ~50 µs a statement, more than SQLite takes to answer a primary-key read; a request
+makes two such reads (its API key, its firm's features) and, per decision, one audit insert
+(~0.1 ms a decision saved there). Here SQLAlchemy still renders the SQL for the engine's
+dialect and supplies each value's conversion (timestamps, JSON, booleans), once per
+statement; only the execution layer is skipped. The pool, transactions and error types stay
+SQLAlchemy's.
+
+Measured against: the same statement through ``Connection.execute`` (the plain path these
+classes replace), and in ``benchmarks/bench_api.py`` the decision by firm_id (section 1) and
+``POST /v1/score`` with its audit row (section 2).
+
+Results equal SQLAlchemy's: :class:`FastQuery` returns the values ``Connection.execute``
+returns, :class:`FastInsert` stores the rows ``Table.insert()`` stores, on SQLite and on
+PostgreSQL (``tests/unit/test_fastpath_dbapi.py``).
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError
+
+_T = TypeVar("_T")
+
+
+class DirectStatement:
+    """A statement SQLAlchemy rendered for the engine's dialect, run on a pooled DBAPI
+    connection past SQLAlchemy's execution layer (the base of :class:`FastQuery` and
+    :class:`FastInsert`). Driver errors come out as SQLAlchemy's ``OperationalError``, so
+    callers handle failures as they do for any statement; a failed statement is rolled back
+    and a connection that cannot even roll back is dropped from the pool."""
+
+    def __init__(self, engine: Engine, compiled: Any) -> None:
+        self.engine = engine
+        self.sql = str(compiled)
+        self._dbapi_error: type[Exception] = engine.dialect.loaded_dbapi.Error
+
+    def _execute(self, work: Callable[[Any], _T], params: Any, commit: bool) -> _T:
+        try:
+            conn = self.engine.raw_connection()
+        except self._dbapi_error as exc:  # the database is down or refuses connections
+            raise OperationalError(self.sql, params, exc) from exc
+        try:
+            cur = conn.cursor()
+            try:
+                out = work(cur)
+            finally:
+                cur.close()
+            if commit:
+                conn.commit()
+            return out
+        except self._dbapi_error as exc:
+            try:
+                conn.rollback()
+            except self._dbapi_error:
+                conn.invalidate(exc)  # a broken connection must not go back to the pool
+            raise OperationalError(self.sql, params, exc) from exc
+        finally:
+            conn.close()
+
+
+class FastQuery(DirectStatement):
+    """The first row of a ``select``: the few lookups every request makes.
+
+    Parameters go in as SQLAlchemy would bind them and values come out as its result would
+    give them (each type's own bind and result processors for the dialect: SQLite's text
+    timestamps come back as ``datetime``, its 0/1 as ``bool``).
+    """
+
+    def __init__(self, engine: Engine, statement: Any) -> None:
+        dialect = engine.dialect
+        compiled = statement.compile(dialect=dialect)
+        super().__init__(engine, compiled)
+        self._names: list[str] | None = list(compiled.positiontup or []) or None
+        # values fixed in the statement (a LIMIT, a literal): bound like the others
+        self._fixed = {k: v for k, v in compiled.params.items() if v is not None}
+        binds = {name: bind for bind, name in compiled.bind_names.items()}
+        self._bind_procs: dict[str, Callable[[Any], Any]] = {}
+        for name, bind in binds.items():
+            proc = bind.type.dialect_impl(dialect).bind_processor(dialect)
+            if proc is not None:
+                self._bind_procs[name] = proc
+        self._types = [col.type.dialect_impl(dialect) for col in statement.selected_columns]
+        # set at the first read: a processor may depend on the driver's type code for the column
+        self._result_procs: list[tuple[int, Callable[[Any], Any]]] | None = None
+
+    def _processors(self, description: Any) -> list[tuple[int, Callable[[Any], Any]]]:
+        dialect = self.engine.dialect
+        procs = []
+        for i, (impl, desc) in enumerate(zip(self._types, description, strict=True)):
+            proc = impl.result_processor(dialect, desc[1])
+            if proc is not None:
+                procs.append((i, proc))
+        return procs
+
+    def first(self, params: dict[str, Any]) -> tuple[Any, ...] | None:
+        """The first row for ``params`` (by bind-parameter name), or ``None``."""
+        params = {**self._fixed, **params}
+        for name, proc in self._bind_procs.items():
+            if name in params:
+                params[name] = proc(params[name])
+        args: Any = tuple(params[n] for n in self._names) if self._names else params
+
+        def fetch(cur: Any) -> tuple[Any, ...] | None:
+            cur.execute(self.sql, args)
+            if self._result_procs is None:
+                self._result_procs = self._processors(cur.description)
+            return cur.fetchone()
+
+        row = self._execute(fetch, params, commit=False)
+        if row is None:
+            return None
+        values = list(row)
+        for i, proc in self._result_procs or ():
+            values[i] = proc(values[i])
+        return tuple(values)
+
+
+class FastInsert(DirectStatement):
+    """Rows of ``table`` inserted in one transaction: the audit log's insert, made once per
+    decision. The SQL and each column's conversion (JSON, timestamps, booleans) are
+    SQLAlchemy's own for the engine's dialect, prepared once. Nothing is committed unless
+    every row went in.
+    """
+
+    def __init__(self, engine: Engine, table: Any) -> None:
+        dialect = engine.dialect
+        compiled = table.insert().compile(dialect=dialect)
+        super().__init__(engine, compiled)
+        self.columns: list[str] = [c.name for c in table.columns]
+        self._positional = compiled.positiontup is not None
+        if self._positional and list(compiled.positiontup) != self.columns:
+            raise ValueError(f"unexpected parameter order for {table.name}")
+        self._convert = [
+            (c.name, c.type.dialect_impl(dialect).bind_processor(dialect)) for c in table.columns
+        ]
+
+    def _params(self, row: dict[str, Any]) -> Any:
+        values = [
+            (conv(row.get(name)) if conv is not None else row.get(name))
+            for name, conv in self._convert
+        ]
+        return tuple(values) if self._positional else dict(zip(self.columns, values, strict=True))
+
+    def insert(self, rows: list[dict[str, Any]]) -> None:
+        """Insert ``rows`` (column name -> value; absent columns are NULL) and commit."""
+        params = [self._params(r) for r in rows]
+        self._execute(lambda cur: cur.executemany(self.sql, params), None, commit=True)
+
+
+_fast_queries: weakref.WeakKeyDictionary[Engine, dict[str, FastQuery]] = weakref.WeakKeyDictionary()
+
+
+def fast_query(engine: Engine, name: str, statement: Any) -> FastQuery:
+    """The :class:`FastQuery` of ``statement`` on ``engine``, rendered once and kept under
+    ``name`` (one name, one statement)."""
+    per_engine = _fast_queries.setdefault(engine, {})
+    q = per_engine.get(name)
+    if q is None:
+        q = per_engine[name] = FastQuery(engine, statement)
+    return q
