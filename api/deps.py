@@ -6,17 +6,18 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
 from sqlalchemy import Engine
 
-from credit.audit import AuditLog
 from api.metrics import Metrics
 from api.ratelimit import TokenBucket
 from api.security import Principal, require
+from credit.audit import AuditLog
 from credit.keys import Role
 from credit.scoring import ScoringModel
+from credit.service import CreditService, SnapshotStore
 from credit.settings import Settings, get_settings
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
@@ -67,7 +68,9 @@ class ServiceState:
     metrics: Metrics
     key_limiter: TokenBucket
     auth_failures: TokenBucket
-    online: Any = None
+    #: the use cases every route calls (:mod:`credit.service`)
+    credit: CreditService
+    online: SnapshotStore | None = None
     online_error: str | None = None
     started_at: float = field(default_factory=time.time)
 
@@ -80,6 +83,14 @@ async def get_state(request: Request) -> ServiceState:
 # The cheap dependencies are `async def`: they never block, and a sync dependency would cost a
 # threadpool hop per request.
 StateDep = Annotated[ServiceState, Depends(get_state)]
+
+
+async def get_service(request: Request) -> CreditService:
+    service: CreditService = request.app.state.service.credit
+    return service
+
+
+ServiceDep = Annotated[CreditService, Depends(get_service)]
 
 
 def current_model(request: Request) -> ScoringModel:

@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.logging import request_id_var
+from credit.errors import UseCaseError
 
 log = logging.getLogger("tradecredit.api")
 
@@ -83,6 +84,12 @@ async def _http(_: Request, exc: Exception) -> JSONResponse:
     return _json(exc.status_code, exc.detail, exc.headers)
 
 
+async def _use_case(_: Request, exc: Exception) -> JSONResponse:
+    """A use case's typed error (:mod:`credit.errors`): its status, its message."""
+    status = exc.status if isinstance(exc, UseCaseError) else 500
+    return _json(status, str(exc))
+
+
 async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
     log.error("unhandled error", exc_info=exc)
     return _json(500, "internal error; quote the request_id when reporting it")
@@ -121,6 +128,7 @@ def install(app: FastAPI) -> None:
     """Register the handlers on ``app`` and document the 422 body they send."""
     app.add_exception_handler(RequestValidationError, _validation)
     app.add_exception_handler(StarletteHTTPException, _http)
+    app.add_exception_handler(UseCaseError, _use_case)
     app.add_exception_handler(Exception, _unexpected)
     build = app.openapi
 

@@ -16,20 +16,20 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any
 
 from fastapi import FastAPI
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import errors
-from credit.audit import AuditLog
 from api.deps import ModelHolder, ServiceState
 from api.logging import configure_logging, request_id_var
 from api.metrics import Metrics
 from api.ratelimit import TokenBucket
 from api.reloads import follow_reloads, latest_reload
+from credit.audit import AuditLog
 from credit.scoring import CHAMPION_URI, ScoringModel
+from credit.service import CreditService, SnapshotStore
 from credit.settings import Settings, get_settings
 
 log = logging.getLogger("tradecredit.api")
@@ -184,11 +184,9 @@ async def _send_error(send: Send, status: int, detail: str) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-def _open_online_store(settings: Settings) -> tuple[Any, str | None]:
-    try:
-        from features.online import OnlineStore  # type: ignore[import-not-found,unused-ignore]
-    except ImportError as exc:
-        return None, f"online store code not available: {exc}"
+def _open_online_store(settings: Settings) -> tuple[SnapshotStore | None, str | None]:
+    from features.online import OnlineStore
+
     try:
         return OnlineStore(settings.service_database_url), None
     except Exception as exc:
@@ -199,7 +197,7 @@ def create_app(
     settings: Settings | None = None,
     model_loader: ModelLoader | None = None,
     migrate: bool = True,
-    online_store: Any = None,
+    online_store: SnapshotStore | None = None,
 ) -> FastAPI:
     """Build the service.
 
@@ -229,19 +227,31 @@ def create_app(
         if migrate:
             upgrade(engine)
         holder = ModelHolder(lambda: loader(s))
+        audit = AuditLog(engine)
+        if online_store is not None:
+            online, online_error = online_store, None
+        else:
+            online, online_error = _open_online_store(s)
+        state: ServiceState
         state = ServiceState(
             settings=s,
             engine=engine,
-            audit=AuditLog(engine),
+            audit=audit,
             models=holder,
             metrics=metrics,
             key_limiter=TokenBucket(s.api_rate_limit, s.api_rate_burst),
             auth_failures=TokenBucket(1.0, 20),
+            credit=CreditService.from_settings(
+                lambda: state.settings,
+                model=lambda: holder.current,
+                online=online,
+                online_error=online_error,
+                audit=audit,
+                observer=metrics,
+            ),
+            online=online,
+            online_error=online_error,
         )
-        if online_store is not None:
-            state.online = online_store
-        else:
-            state.online, state.online_error = _open_online_store(s)
         try:
             _, m = holder.load()
             metrics.set_model(m.name, m.version)

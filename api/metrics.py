@@ -8,7 +8,7 @@ workers each worker counts its own requests; scrape them behind
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Sequence
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -18,6 +18,8 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+
+from credit.decisions import Decision
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
 _SCORE_BUCKETS = tuple(float(b) for b in range(300, 900, 50))
@@ -86,11 +88,16 @@ class Metrics:
         self.requests.labels(route, method, s).inc()
         self.latency.labels(route, method, s).observe(seconds)
 
-    def observe_decisions(self, decisions: Iterable[tuple[int, str, str]]) -> None:
-        """Record ``(score, grade, model_version)`` of returned decisions."""
-        for score, grade, version in decisions:
-            self.scores.observe(score)
-            self.grades.labels(grade, version).inc()
+    def decisions_recorded(self, decisions: Sequence[Decision]) -> None:
+        """Count the score and grade of decisions recorded and returned (the use-case
+        layer's observer, :class:`credit.service.DecisionObserver`)."""
+        for d in decisions:
+            self.scores.observe(d.score)
+            self.grades.labels(d.grade, d.model["version"] or "unregistered").inc()
+
+    def audit_failed(self, n: int) -> None:
+        """Count decisions withheld because the audit log could not be written."""
+        self.audit_failures.inc(n)
 
     def set_model(self, name: str, version: str | None) -> None:
         self.model_info.clear()

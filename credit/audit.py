@@ -17,7 +17,10 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import SQLAlchemyError
 
 from credit.decisions import Decision, iso
+from credit.errors import AuditUnavailableError
 from credit.fastpath.dbapi import FastInsert
+
+__all__ = ["MONITORING_COLUMNS", "AuditLog", "AuditUnavailableError", "decisions"]
 
 log = logging.getLogger("tradecredit.audit")
 
@@ -62,10 +65,6 @@ MONITORING_COLUMNS = (
     "model_version",
     "scored_at",
 )
-
-
-class AuditUnavailableError(RuntimeError):
-    """The audit log could not be written; the decision must not be returned."""
 
 
 def _utc(dt: datetime) -> datetime:

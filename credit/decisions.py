@@ -23,13 +23,10 @@ import numpy as np
 
 from credit.reasons import top_k_matrix
 from credit.scoring import ScoringInputError, ScoringModel
+from features import catalog
 
 Explain = Literal["top", "full", "none"]
 TOP_K = 4
-
-#: Feature names (in order of preference) read for the data-sufficiency block.
-THIN_FILE_FEATURES = ("thin_file", "is_thin_file", "thin_file_flag")
-HISTORY_FEATURES = ("history_months", "months_of_history", "months_history", "tenure_months")
 
 
 @dataclass(frozen=True)
@@ -195,23 +192,18 @@ def encode(model: ScoringModel, rows: Sequence[Mapping[str, Any]]) -> np.ndarray
 def reason_hint(feature: str) -> str | None:
     """The catalog's hint for improving ``feature`` (``None`` for features outside it)."""
     try:
-        from features.catalog import get
-    except ImportError:  # pragma: no cover - the catalog ships with the project
-        return None
-    try:
-        hint = getattr(get(feature), "hint", None)
+        hint = catalog.get(feature).hint
     except KeyError:
         return None
     return str(hint) if hint else None
 
 
 def data_sufficiency(features: Mapping[str, Any]) -> dict[str, Any]:
-    """``{thin_file, history_months}`` read from the feature vector (``None`` when absent)."""
-    thin = next((features[k] for k in THIN_FILE_FEATURES if k in features), None)
-    months = next((features[k] for k in HISTORY_FEATURES if k in features), None)
-    months = _finite(months)
-    thin_flag = None if thin is None or _finite(thin) is None else bool(thin)
-    return {"thin_file": thin_flag, "history_months": months}
+    """``{thin_file, history_months}`` from the catalog's two data-sufficiency features
+    (``None`` when the model has none of them, as a bring-your-own table)."""
+    thin = _finite(features.get(catalog.THIN_FILE))
+    months = _finite(features.get(catalog.HISTORY_MONTHS))
+    return {"thin_file": None if thin is None else bool(thin), "history_months": months}
 
 
 def decide(

@@ -27,9 +27,10 @@ eligible, or its volume is too small to reach the product's minimum amount.
 
 The base amounts are computed in ONE place, :func:`compute_bases`, from the firm's records
 as of the decision date under the point-in-time rule of :mod:`features.pit` (applied to
-in-memory records by :func:`visible_records`): a fact dated ``t`` from a source with
-availability lag ``L`` is known at ``T`` when ``t + L < T``, for a record's event time and
-for every later change of state (paid, closed, refund settled) alike. Where the catalog has
+in-memory records by :func:`visible_records` through :func:`features.pit.known_mask`): a
+fact dated ``t`` from a source with availability lag ``L`` is known at ``T`` when
+``t + L < T``, for a record's event time and for every later change of state (paid, closed,
+refund settled) alike. Where the catalog has
 the same measure (``pending_tax_refund_usd``, ``months_of_history``) the two agree exactly
 (``tests/unit/test_offers_agree_with_catalog.py``).
 """
@@ -44,13 +45,14 @@ from typing import Any, Literal
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, field_serializer
 
+from credit.decisions import Decision
 from credit.policy import (
     Policy,
     ProductPolicy,
     ReceivablesPolicy,
     WorkingCapitalPolicy,
 )
-from features.pit import DEFAULT_LAGS
+from features.pit import DEFAULT_LAGS, SOURCES, known_mask
 
 #: Trailing window of platform settlements that sizes the working-capital advance.
 SETTLEMENT_WINDOW_DAYS = 180
@@ -59,12 +61,8 @@ WAREHOUSE_SELL_THROUGH_DAYS = 90
 #: Pending refunds declared longer ago than this are not advanced against (the same window
 #: as the catalog's ``pending_tax_refund_usd``).
 TAX_REFUND_WINDOW_DAYS = 455
-#: The event time of each record type (from the data contract).
-EVENT_TIME: dict[str, str] = {
-    "customs": "declared_at",
-    "shipments": "shipped_at",
-    "payments": "occurred_at",
-}
+#: The record types the offers read (their event times: :data:`features.pit.SOURCES`).
+RECORD_KINDS = ("customs", "shipments", "payments")
 #: Timestamp columns of the record types the offers read.
 _TIME_COLUMNS: dict[str, tuple[str, ...]] = {
     "customs": ("declared_at", "tax_refund_settled_at"),
@@ -136,43 +134,54 @@ class OfferDecision(_Model):
     decision_id: str | None = None
 
     @classmethod
-    def from_decision(cls, decision: Any) -> OfferDecision:
-        """Adapt a decision (a mapping, a pydantic model or an object with attributes).
-
-        Reads ``firm_id``, ``as_of``, ``pd``, ``score``, ``grade``, ``decision_id`` and the
-        data sufficiency (``thin_file``, ``months_of_history``, at the top level or under
-        ``data_sufficiency``/``sufficiency``).
-        """
-        if isinstance(decision, OfferDecision):
-            return decision
-        if hasattr(decision, "model_dump"):
-            decision = decision.model_dump()
-        d: Mapping[str, Any] = (
-            decision if isinstance(decision, Mapping) else getattr(decision, "__dict__", {})
-        )
-        suff: Mapping[str, Any] = {}
-        for key in ("data", "data_sufficiency", "sufficiency"):
-            if isinstance(d.get(key), Mapping):
-                suff = d[key]
-            elif d.get(key) is not None and hasattr(d[key], "__dict__"):
-                suff = vars(d[key])
-        missing = [k for k in ("firm_id", "as_of", "pd", "score", "grade") if d.get(k) is None]
-        if missing:
-            raise OfferError(f"the decision lacks {', '.join(missing)}")
-        thin = d.get("thin_file", suff.get("thin_file"))
-        months = d.get("months_of_history", suff.get("months_of_history"))
-        if months is None:
-            months = suff.get("history_months")
+    def of(cls, decision: Decision) -> OfferDecision:
+        """What the engine reads of a scoring decision (its data sufficiency included)."""
+        data = decision.data
+        thin, months = data.get("thin_file"), data.get("history_months")
         return cls(
-            firm_id=str(d["firm_id"]),
-            as_of=_as_datetime(d["as_of"]),
-            pd=float(d["pd"]),
-            score=int(d["score"]),
-            grade=str(d["grade"]),
+            firm_id=decision.firm_id,
+            as_of=_as_datetime(decision.as_of),
+            pd=decision.pd,
+            score=decision.score,
+            grade=decision.grade,
             thin_file=None if thin is None else bool(thin),
             months_of_history=None if months is None else float(months),
-            decision_id=None if d.get("decision_id") is None else str(d["decision_id"]),
+            decision_id=decision.decision_id,
         )
+
+    @classmethod
+    def from_json(cls, body: Mapping[str, Any]) -> OfferDecision:
+        """A decision as the API returns it (``firm_id``, ``as_of``, ``pd``, ``score``,
+        ``grade``, ``decision_id`` and the ``data`` block), e.g. read back from a file.
+        ``thin_file`` and ``months_of_history`` may also be given at the top level."""
+        missing = [k for k in ("firm_id", "as_of", "pd", "score", "grade") if body.get(k) is None]
+        if missing:
+            raise OfferError(f"the decision lacks {', '.join(missing)}")
+        data = body.get("data") if isinstance(body.get("data"), Mapping) else {}
+        thin = body.get("thin_file", data.get("thin_file"))
+        months = body.get("months_of_history", data.get("history_months"))
+        decision_id = body.get("decision_id")
+        return cls(
+            firm_id=str(body["firm_id"]),
+            as_of=_as_datetime(body["as_of"]),
+            pd=float(body["pd"]),
+            score=int(body["score"]),
+            grade=str(body["grade"]),
+            thin_file=None if thin is None else bool(thin),
+            months_of_history=None if months is None else float(months),
+            decision_id=None if decision_id is None else str(decision_id),
+        )
+
+
+DecisionLike = Decision | OfferDecision | Mapping[str, Any]
+
+
+def _offer_decision(decision: DecisionLike) -> OfferDecision:
+    if isinstance(decision, OfferDecision):
+        return decision
+    if isinstance(decision, Decision):
+        return OfferDecision.of(decision)
+    return OfferDecision.from_json(decision)
 
 
 class FirmBases(_Model):
@@ -342,22 +351,18 @@ def visible_records(
     t = pd.Timestamp(_as_datetime(as_of))
     lag_days = {**DEFAULT_LAGS, **(lags or {})}
     out: dict[str, pd.DataFrame] = {}
-    for kind, ev in EVENT_TIME.items():
+    for kind in RECORD_KINDS:
         df = _frame(records.get(kind), kind)
-        lag = pd.Timedelta(days=lag_days[kind])
-
-        def known(col: str, df: pd.DataFrame = df, lag: pd.Timedelta = lag) -> pd.Series:
-            return (df[col] + lag < t).fillna(False).astype(bool)
-
-        df = df[known(ev)].copy()
+        lag = lag_days[kind]
+        df = df[known_mask(df[SOURCES[kind].event_time], t, lag)].copy()
         if kind == "payments":
-            df.loc[~known("paid_at", df), "paid_at"] = pd.NaT
+            df.loc[~known_mask(df["paid_at"], t, lag), "paid_at"] = pd.NaT
         elif kind == "shipments":
-            open_ = ~known("closed_at", df)
+            open_ = ~known_mask(df["closed_at"], t, lag)
             df.loc[open_, "status"] = "in_transit"
             df.loc[open_, "closed_at"] = pd.NaT
         else:
-            unsettled = ~known("tax_refund_settled_at", df)
+            unsettled = ~known_mask(df["tax_refund_settled_at"], t, lag)
             has_refund = df["tax_refund_status"] != "none"
             df.loc[unsettled & has_refund, "tax_refund_status"] = "pending"
             df.loc[unsettled, "tax_refund_settled_at"] = pd.NaT
@@ -425,9 +430,8 @@ def compute_bases(records: Mapping[str, Any], as_of: Any) -> FirmBases:
     value = pd.to_numeric(shp["declared_value_usd"], errors="coerce").fillna(0.0)
     stock = float(value[in_stock].sum())
 
-    firsts = [
-        vis[k][ev].min() for k, ev in EVENT_TIME.items() if len(vis[k]) and vis[k][ev].notna().any()
-    ]
+    events = [vis[k][SOURCES[k].event_time] for k in RECORD_KINDS]
+    firsts = [ev.min() for ev in events if ev.notna().any()]
     months = 0.0
     if firsts:
         months = float((t - min(firsts)).days / (365.25 / 12))
@@ -457,7 +461,8 @@ def load_firm_records(con: Any, firm_id: str, as_of: Any) -> dict[str, pd.DataFr
     """
     t = _as_datetime(as_of)
     out: dict[str, pd.DataFrame] = {}
-    for kind, ev in EVENT_TIME.items():
+    for kind in RECORD_KINDS:
+        ev = SOURCES[kind].event_time
         cols = ", ".join(_COLUMNS[kind])
         out[kind] = con.execute(
             f"SELECT {cols} FROM {kind} WHERE firm_id = ? AND {ev} < ?", [firm_id, t]
@@ -547,12 +552,13 @@ def _floor_to(x: float, step: float) -> float:
     return math.floor(x / step + 1e-9) * step
 
 
-def make_offers(decision: Any, bases: FirmBases, policy: Policy) -> OfferSet:
+def make_offers(decision: DecisionLike, bases: FirmBases, policy: Policy) -> OfferSet:
     """Offers and declines for a decision, sized on the firm's bases, under a policy.
 
     Parameters
     ----------
-    decision : the scoring decision (see :meth:`OfferDecision.from_decision`).
+    decision : the scoring decision (a :class:`credit.decisions.Decision`; or its JSON as
+        the API returns it, see :meth:`OfferDecision.from_json`).
     bases : the firm's amounts as of the decision date (:func:`compute_bases`).
     policy : the lender's or platform's policy.
 
@@ -561,7 +567,7 @@ def make_offers(decision: Any, bases: FirmBases, policy: Policy) -> OfferSet:
     OfferSet
         One offer or one decline (with all its reasons) per enabled product.
     """
-    dec = OfferDecision.from_decision(decision)
+    dec = _offer_decision(decision)
     if not 0.0 <= dec.pd <= 1.0 or math.isnan(dec.pd):
         raise OfferError(f"decision pd must be between 0 and 1, got {dec.pd}")
     months = dec.months_of_history if dec.months_of_history is not None else bases.months_of_history
@@ -726,7 +732,9 @@ def _size(
     )
 
 
-def offers_for_records(decision: Any, records: Mapping[str, Any], policy: Policy) -> OfferSet:
+def offers_for_records(
+    decision: DecisionLike, records: Mapping[str, Any], policy: Policy
+) -> OfferSet:
     """Offers for a decision from the firm's raw records (bases computed as of its date)."""
-    dec = OfferDecision.from_decision(decision)
+    dec = _offer_decision(decision)
     return make_offers(dec, compute_bases(records, dec.as_of), policy)

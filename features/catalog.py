@@ -1528,11 +1528,20 @@ CATALOG: tuple[Feature, ...] = (
 )
 
 
+#: The two features a decision reports as its data sufficiency (``data.thin_file`` and
+#: ``data.history_months``) and the offer engine's history rule reads.
+THIN_FILE = "thin_file_flag"
+HISTORY_MONTHS = "months_of_history"
+
+
 def _check(catalog: tuple[Feature, ...]) -> None:
     names = [f.name for f in catalog]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         raise ValueError(f"duplicate feature names in the catalog: {dupes}")
+    absent = {THIN_FILE, HISTORY_MONTHS} - set(names)
+    if absent:
+        raise ValueError(f"the catalog must define {sorted(absent)} (data sufficiency)")
 
 
 def feature_names() -> list[str]:

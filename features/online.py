@@ -32,6 +32,7 @@ from sqlalchemy import (
     Text,
     bindparam,
     delete,
+    func,
     select,
     tuple_,
 )
@@ -186,9 +187,29 @@ class OnlineStore:
         when, text = found  # as_of comes back a datetime on every backend (SQLAlchemy's)
         return when, _decode(text)
 
+    def latest_frame(self) -> pd.DataFrame:
+        """The latest snapshot of every firm as a feature table: ``firm_id``, ``as_of`` and
+        one float column per feature (NaN for missing); empty when the store is."""
+        t = online_features.c
+        ranked = select(
+            t.firm_id,
+            t.as_of,
+            t.features,
+            func.row_number().over(partition_by=t.firm_id, order_by=t.as_of.desc()).label("n"),
+        ).subquery()
+        latest = (
+            select(ranked.c.firm_id, ranked.c.as_of, ranked.c.features)
+            .where(ranked.c.n == 1)
+            .order_by(ranked.c.firm_id)
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(latest).all()
+        feats = pd.DataFrame.from_records([_decode(text) for _, _, text in rows]).astype("float64")
+        feats.insert(0, "as_of", [r[1] for r in rows])
+        feats.insert(0, "firm_id", [r[0] for r in rows])
+        return feats
+
     def count(self) -> int:
         """Number of stored snapshots."""
-        from sqlalchemy import func
-
         with self.engine.connect() as conn:
             return int(conn.execute(select(func.count()).select_from(online_features)).scalar_one())

@@ -25,6 +25,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
 
 #: Default availability lag per source, in whole days.
 DEFAULT_LAGS: dict[str, int] = {
@@ -127,6 +131,15 @@ def is_known(ts: object, as_of: object, lag_days: int) -> bool:
         return False
     t, limit = pd.Timestamp(ts), pd.Timestamp(as_of)  # type: ignore[arg-type]
     return bool(t + pd.Timedelta(days=lag_days) < limit)
+
+
+def known_mask(ts: pd.Series, as_of: object, lag_days: int) -> pd.Series:
+    """The same rule on a column of timestamps (naive UTC): a boolean Series, ``False``
+    where the timestamp is missing. For callers that filter records in memory."""
+    import pandas as pd
+
+    limit = pd.Timestamp(as_of)  # type: ignore[arg-type]
+    return (ts + pd.Timedelta(days=lag_days) < limit).fillna(False).astype(bool)
 
 
 @dataclass(frozen=True)

@@ -6,10 +6,10 @@ from typing import Any
 
 from fastapi import APIRouter, HTTPException, Path
 
-from credit.audit import AuditUnavailableError
 from api.deps import AnyRole, StateDep
 from api.routes.score import DECISION_EXAMPLE
 from api.schemas import DecisionOut, ErrorOut
+from credit.audit import AuditUnavailableError
 
 router = APIRouter(prefix="/v1", tags=["decisions"])
 

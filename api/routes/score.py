@@ -10,17 +10,15 @@ a batch (``def`` route).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import UTC, datetime
+from functools import partial
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, HTTPException, Request
+from fastapi import APIRouter, Body, Depends, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from credit.audit import AuditUnavailableError
-from api.deps import SCORE_ROLES, Lender, ModelDep, ServiceState, StateDep, current_model
+from api.deps import SCORE_ROLES, Lender, ServiceDep
 from api.errors import error_body, format_validation_errors
 from api.responses import FastJSONResponse
 from api.schemas import (
@@ -37,8 +35,8 @@ from api.security import (
     identify,
     key_from_headers,
 )
-from credit.decisions import Decision, decide, request_hash, to_utc
-from credit.scoring import ScoringInputError
+from credit.decisions import Decision, to_utc
+from credit.service import CreditService, ScoreItem
 
 router = APIRouter(prefix="/v1", tags=["score"])
 
@@ -155,72 +153,15 @@ async def _score_caller(request: Request) -> Principal:
 ScoreCaller = Annotated[Principal, Depends(_score_caller)]
 
 
-class _ItemError(Exception):
-    def __init__(self, status: int, detail: Any) -> None:
-        self.status = status
-        self.detail = detail
-
-
-def _features_from_records(req: ScoreRequest, as_of: datetime) -> dict[str, Any]:
-    try:
-        import features as feature_pipeline
-    except ImportError as exc:  # pragma: no cover - the package is part of the project
-        raise _ItemError(503, f"online feature path unavailable: {exc}") from exc
-    compute = getattr(feature_pipeline, "compute", None)
-    if compute is None:
-        raise _ItemError(503, "the online feature path (features.compute) is not available")
-    records = req.records.model_dump() if req.records is not None else {}
-    firm = req.firm.model_dump() if req.firm is not None else None
-    try:
-        out = compute(records, as_of, firm=firm)
-    except ValueError as exc:  # the records break a rule the schema cannot see
-        raise _ItemError(422, f"records cannot be turned into features: {exc}") from exc
-    if hasattr(out, "to_dict") and not isinstance(out, dict):  # a one-row frame or a series
-        out = out.to_dict(orient="records")[0] if hasattr(out, "columns") else out.to_dict()
-    return dict(out)
-
-
-def _prepare(state: ServiceState, req: ScoreRequest) -> tuple[str, datetime, dict[str, Any], str]:
-    """(firm_id, as_of, features, source) for one request, or an :class:`_ItemError`."""
-    if req.records is not None:
-        as_of = to_utc(req.as_of) if req.as_of is not None else datetime.now(UTC)
-        return req.target_firm, as_of, _features_from_records(req, as_of), "posted"
-    return _from_online_store(state, req)
-
-
-def _from_online_store(
-    state: ServiceState, req: ScoreRequest
-) -> tuple[str, datetime, dict[str, Any], str]:
-    if state.online is None:
-        raise _ItemError(503, state.online_error or "online store unavailable")
-    firm_id = req.target_firm
-    try:
-        found = state.online.get(firm_id, as_of=to_utc(req.as_of) if req.as_of else None)
-    except Exception as exc:  # the store is down, not the client's fault
-        raise _ItemError(503, f"online store unavailable: {type(exc).__name__}") from exc
-    if found is None:
-        when = f" at or before {req.as_of}" if req.as_of else ""
-        raise _ItemError(
-            404,
-            f"firm {firm_id} has no features in the online store{when}; "
-            "run `credit features materialize` or post its records",
-        )
-    as_of, feats = found
-    return firm_id, to_utc(as_of), dict(feats), "online_store"
-
-
-def _record(
-    state: ServiceState, decisions: Sequence[Decision], principal: Any, hashes: Sequence[str]
-) -> None:
-    try:
-        state.audit.record(decisions, principal.tenant, principal.key_id, hashes)
-    except AuditUnavailableError as exc:
-        state.metrics.audit_failures.inc(len(decisions))
-        raise HTTPException(
-            503, "the audit log is unavailable, so no decision was made; retry later"
-        ) from exc
-    state.metrics.observe_decisions(
-        (d.score, d.grade, d.model["version"] or "unregistered") for d in decisions
+def _item(req: ScoreRequest) -> ScoreItem:
+    """A validated request as the use case takes it."""
+    return ScoreItem(
+        firm_id=req.target_firm,
+        as_of=to_utc(req.as_of) if req.as_of is not None else None,
+        explain=req.explain,
+        records=req.records.model_dump() if req.records is not None else None,
+        firm=req.firm.model_dump() if req.firm is not None else None,
+        request=req.model_dump(mode="json"),
     )
 
 
@@ -244,20 +185,17 @@ async def score(
     request: Request,
     body: ScoreRequest = Body(openapi_examples=_SCORE_EXAMPLES),  # type: ignore[arg-type]
 ) -> Response:
-    model = current_model(request)
-    state: ServiceState = request.app.state.service
-    try:
-        if body.records is not None:  # ~10 ms of feature computation: off the event loop
-            firm_id, as_of, feats, source = await run_in_threadpool(_prepare, state, body)
-        else:
-            firm_id, as_of, feats, source = _from_online_store(state, body)
-    except _ItemError as exc:
-        raise HTTPException(exc.status, exc.detail) from exc
-    try:
-        decision = decide(model, [(firm_id, as_of, feats)], explain=body.explain, source=source)[0]
-    except ScoringInputError as exc:
-        raise HTTPException(422, f"the features do not fit the model: {exc}") from exc
-    _record(state, [decision], principal, [request_hash(body.model_dump(mode="json"))])
+    service: CreditService = request.app.state.service.credit
+    it = _item(body)
+    if it.records is None:  # about a millisecond: in place on the event loop
+        decision = service.decide_firm(
+            it.firm_id, it.as_of, caller=principal, explain=it.explain, request=it.request
+        )
+    else:  # ~10 ms of feature computation: off the event loop
+        decide = partial(
+            service.decide_records, caller=principal, explain=it.explain, request=it.request
+        )
+        decision = await run_in_threadpool(decide, it.firm_id, it.records, it.firm, it.as_of)
     return FastJSONResponse(decision.to_response())
 
 
@@ -295,65 +233,29 @@ async def score(
         **_ERR,
     },
 )
-def score_batch(
-    principal: Lender, model: ModelDep, state: StateDep, body: BatchRequest
-) -> JSONResponse:
+def score_batch(principal: Lender, service: ServiceDep, body: BatchRequest) -> JSONResponse:
     results: list[dict[str, Any] | None] = [None] * len(body.items)
-    ok_idx: list[int] = []
-    prepared: list[tuple[str, datetime, dict[str, Any], str]] = []
-    modes: list[Any] = []
-    hashes: list[str] = []
+    items: list[ScoreItem] = []
+    positions: list[int] = []
     for i, raw in enumerate(body.items):
         try:
-            req = ScoreRequest.model_validate(raw)
-            prepared.append(_prepare(state, req))
-            modes.append(req.explain)
-            hashes.append(request_hash(req.model_dump(mode="json")))
-            ok_idx.append(i)
+            items.append(_item(ScoreRequest.model_validate(raw)))
+            positions.append(i)
         except ValidationError as exc:
             results[i] = _failed(i, 422, format_validation_errors(exc.errors(), ("items", i)))
-        except _ItemError as exc:
-            results[i] = _failed(i, exc.status, exc.detail)
-    decisions: list[Decision] = []
-    if prepared:
-        # Score online-store and posted items separately only to label their source; keep order.
-        by_pos: dict[int, Decision] = {}
-        for source in ("online_store", "posted"):
-            pos = [k for k, it in enumerate(prepared) if it[3] == source]
-            if not pos:
-                continue
-            try:
-                ds = decide(
-                    model,
-                    [prepared[k][:3] for k in pos],
-                    explain=[modes[k] for k in pos],
-                    source=source,
-                )
-            except ScoringInputError:
-                # Find the offending items one by one; the rest still get scored.
-                ds = []
-                kept = []
-                for k in pos:
-                    try:
-                        ds.extend(decide(model, [prepared[k][:3]], [modes[k]], source))
-                        kept.append(k)
-                    except ScoringInputError as exc:
-                        results[ok_idx[k]] = _failed(
-                            ok_idx[k], 422, f"the features do not fit the model: {exc}"
-                        )
-                pos = kept
-            by_pos.update(zip(pos, ds, strict=True))
-        order = sorted(by_pos)
-        decisions = [by_pos[k] for k in order]
-        _record(state, decisions, principal, [hashes[k] for k in order])
-        for k, d in zip(order, decisions, strict=True):
-            results[ok_idx[k]] = {"index": ok_idx[k], "status": 200, "decision": d.to_response()}
-    failed = sum(1 for r in results if r is not None and r["status"] != 200)
+    batch = service.decide_batch(items, caller=principal)
+    scored = 0
+    for i, out in zip(positions, batch.results, strict=True):
+        if isinstance(out, Decision):
+            results[i] = {"index": i, "status": 200, "decision": out.to_response()}
+            scored += 1
+        else:
+            results[i] = _failed(i, out.status, str(out))
     return JSONResponse(
         {
-            "scored": len(decisions),
-            "failed": failed,
-            "model": model.identity(),
+            "scored": scored,
+            "failed": len(results) - scored,
+            "model": batch.model,
             "results": results,
         }
     )

@@ -20,15 +20,17 @@ from importlib import resources
 from typing import Any
 
 import pandas as pd
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
-from api.routes.offers import firm_offers
+from credit.errors import NotFoundError, UseCaseError
 from credit.links import LinkError, link_secret, verify_seller_link
 from credit.offers import Offer, monthly_activity
 from credit.records import ID_PATTERN
+from credit.service import Party
+from features import catalog
 
 router = APIRouter(tags=["sellers"])
 
@@ -188,19 +190,14 @@ def activity_chart(activity: pd.DataFrame, currency: str = "USD") -> Markup:
 
 def _drivers(reasons: Sequence[Mapping[str, Any]]) -> list[dict[str, str | None]]:
     """Reason codes with the catalog's plain-language text and improvement hint."""
-    try:
-        from features import catalog
-    except ImportError:  # pragma: no cover - the package is part of the project
-        catalog = None  # type: ignore[assignment]
     out: list[dict[str, str | None]] = []
     for r in reasons:
         text, hint = str(r.get("text") or r.get("feature")), None
-        if catalog is not None:
-            try:
-                f = catalog.get(str(r.get("feature")))
-                text, hint = f.reason, f.hint
-            except KeyError:
-                pass
+        try:
+            f = catalog.get(str(r.get("feature")))
+            text, hint = f.reason, f.hint
+        except KeyError:
+            pass
         if hint and hint.strip().lower().rstrip(".") == "none needed":
             hint = None
         out.append({"code": str(r.get("code")), "text": text, "hint": hint})
@@ -294,22 +291,22 @@ def seller_page(
         page = _problem(429, "Too many requests", "Please wait a moment and reload the page.")
         page.headers["Retry-After"] = str(retry_after)
         return page
-    model = state.models.current
-    if model is None:
-        return _problem(503, "Temporarily unavailable", "Please try again in a few minutes.")
+    service = state.credit
     try:
-        fo = firm_offers(state, model, firm_id, None, link.tenant, None, "seller_page")
-    except HTTPException as exc:
-        if exc.status_code == 404:
-            return _problem(
-                404,
-                "We do not have your data yet",
-                "Your trade data has not reached us yet. Please check again tomorrow.",
-            )
+        scale = service.model().scale
+        fo = service.firm_offers(
+            firm_id, None, caller=Party(tenant=link.tenant), channel="seller_page"
+        )
+    except NotFoundError:
+        return _problem(
+            404,
+            "We do not have your data yet",
+            "Your trade data has not reached us yet. Please check again tomorrow.",
+        )
+    except UseCaseError:
         return _problem(503, "Temporarily unavailable", "Please try again in a few minutes.")
     d, offers = fo.decision, fo.offers
     word, meaning = GRADE_WORDS.get(d.grade, (f"Grade {d.grade}", ""))
-    scale = model.scale
     activity = monthly_activity(fo.records, d.as_of, months=12)
     declines = [
         {

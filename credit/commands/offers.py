@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import typer
 
+from credit.commands import common
 
-def _fail(message: str, code: int = 1) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(code)
+if TYPE_CHECKING:  # pragma: no cover
+    from credit.offers import OfferSet
+    from credit.policy import Policy
 
 
-def _policy(policy: Path | None, tenant: str | None) -> Any:
+def _policy(policy: Path | None, tenant: str | None) -> Policy:
     from credit.policy import PolicyError, load_policy, policy_for_tenant
     from credit.settings import get_settings
 
@@ -23,7 +24,7 @@ def _policy(policy: Path | None, tenant: str | None) -> Any:
             return load_policy(policy)
         return policy_for_tenant(tenant, get_settings().policy_dir)
     except PolicyError as exc:
-        raise _fail(str(exc), 2) from exc
+        raise common.fail(str(exc), 2) from exc
 
 
 _SHORT = {
@@ -35,7 +36,7 @@ _SHORT = {
 _CAP = {"advance_rate": "rate", "holdback": "holdback", "max_amount": "max"}
 
 
-def _print(result: Any) -> None:
+def _print(result: OfferSet) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -111,48 +112,33 @@ def offers(
         from credit.links import link_secret, sign_seller_link
 
         if not tenant:
-            raise _fail("--seller-link needs --tenant (the platform the link is for)", 2)
+            raise common.fail("--seller-link needs --tenant (the platform the link is for)", 2)
         try:
             link = sign_seller_link(
                 firm, tenant, link_secret(settings), ttl or settings.seller_link_ttl_seconds
             )
         except ValueError as exc:
-            raise _fail(str(exc), 2) from exc
+            raise common.fail(str(exc), 2) from exc
         typer.echo(f"{base_url.rstrip('/')}/sellers/{firm}?token={link.token}")
         return
     pol = _policy(policy, tenant)
 
-    from credit.commands.score import _load_model, _online_store
-    from credit.decisions import decide, to_utc
-    from credit.offers import OfferError, compute_bases, load_firm_records, make_offers
-    from credit.scoring import ScoringInputError
-    from credit.store import open_store
+    from credit.decisions import to_utc
+    from credit.errors import UseCaseError
+    from credit.service import Party
 
     try:
         when = to_utc(as_of) if as_of else None
     except ValueError as exc:
-        raise _fail(f"--as-of: {exc}", 2) from exc
-    model = _load_model()
-    found = _online_store().get(firm, as_of=when)
-    if found is None:
-        raise _fail(f"firm {firm} has no features in the online store")
-    feats_as_of, feats = found
+        raise common.fail(f"--as-of: {exc}", 2) from exc
+    model = common.load_champion()
     try:
-        (decision,) = decide(model, [(firm, to_utc(feats_as_of), dict(feats))])
-    except ScoringInputError as exc:
-        raise _fail(str(exc)) from exc
-    try:
-        con = open_store(read_only=True)
-    except FileNotFoundError as exc:
-        raise _fail(str(exc)) from exc
-    try:
-        records = load_firm_records(con, firm, decision.as_of)
-    finally:
-        con.close()
-    try:
-        result = make_offers(decision.to_response(), compute_bases(records, decision.as_of), pol)
-    except OfferError as exc:
-        raise _fail(str(exc)) from exc
+        fo = common.service(model).firm_offers(
+            firm, when, caller=Party(tenant or "cli"), channel="cli", policy=pol
+        )
+    except UseCaseError as exc:
+        raise common.exit_for(exc) from exc
+    decision, result = fo.decision, fo.offers
     if as_json:
         typer.echo(
             json.dumps(

@@ -4,71 +4,26 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import typer
 
+from credit.commands import common
 
-def _load_model():
-    from credit.scoring import CHAMPION_URI, ModelUnavailableError, ScoringModel
-    from credit.settings import get_settings
-
-    try:
-        return ScoringModel.load(CHAMPION_URI, tracking_uri=get_settings().tracking_uri)
-    except ModelUnavailableError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from exc
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
 
 
-def _online_store():
-    from credit.settings import get_settings
-
-    try:
-        from features.online import OnlineStore
-    except ImportError as exc:
-        typer.echo(f"error: the online store is not available ({exc})", err=True)
-        raise typer.Exit(1) from exc
-    return OnlineStore(get_settings().service_database_url)
-
-
-def _read_table(path: Path):
+def _read_table(path: Path) -> pd.DataFrame:
     import pandas as pd
 
     if not path.is_file():
-        typer.echo(f"error: no such file {path}", err=True)
-        raise typer.Exit(2)
+        raise common.fail(f"no such file {path}", 2)
     if path.suffix.lower() in (".parquet", ".pq"):
         return pd.read_parquet(path)
     if path.suffix.lower() == ".csv":
         return pd.read_csv(path)
-    typer.echo(f"error: {path}: expected a .parquet or .csv feature table", err=True)
-    raise typer.Exit(2)
-
-
-def _online_frame():
-    """The latest snapshot of every firm in the online store, as a feature table."""
-    import pandas as pd
-    import sqlalchemy as sa
-
-    from features.online import online_features
-
-    store = _online_store()
-    t = online_features.c
-    with store.engine.connect() as conn:
-        rows = conn.execute(sa.select(t.firm_id, t.as_of, t.features)).all()
-    if not rows:
-        typer.echo("error: the online store is empty (run `credit features materialize`)", err=True)
-        raise typer.Exit(1)
-    latest: dict[str, tuple[Any, str]] = {}
-    for firm_id, as_of, blob in rows:
-        if firm_id not in latest or as_of > latest[firm_id][0]:
-            latest[firm_id] = (as_of, blob)
-    feats = pd.DataFrame.from_records([json.loads(blob) for _, blob in latest.values()]).astype(
-        "float64"
-    )
-    feats.insert(0, "as_of", [a for a, _ in latest.values()])
-    feats.insert(0, "firm_id", list(latest))
-    return feats
+    raise common.fail(f"{path}: expected a .parquet or .csv feature table", 2)
 
 
 def score(
@@ -103,40 +58,42 @@ def score(
         _score_on_spark(input_path, out, master, reasons=not no_reasons)
         return
     if engine != "local":
-        typer.echo(f"error: --engine must be local or spark, got {engine!r}", err=True)
-        raise typer.Exit(2)
+        raise common.fail(f"--engine must be local or spark, got {engine!r}", 2)
     if (firm is None) == (batch is None):
-        typer.echo("error: give exactly one of --firm ID or --batch FILE", err=True)
-        raise typer.Exit(2)
+        raise common.fail("give exactly one of --firm ID or --batch FILE", 2)
     if explain not in ("top", "full", "none"):
-        typer.echo("error: --explain must be top, full or none", err=True)
-        raise typer.Exit(2)
-    from credit.decisions import decide, score_frame, to_utc
+        raise common.fail("--explain must be top, full or none", 2)
+    from credit.decisions import score_frame, to_utc
+    from credit.errors import UseCaseError
     from credit.scoring import ScoringInputError
+    from credit.service import Party
 
-    model = _load_model()
     if firm is not None:
         try:
             when = to_utc(as_of) if as_of else None
         except ValueError as exc:
-            typer.echo(f"error: --as-of: {exc}", err=True)
-            raise typer.Exit(2) from exc
-        found = _online_store().get(firm, as_of=when)
-        if found is None:
-            typer.echo(f"error: firm {firm} has no features in the online store", err=True)
-            raise typer.Exit(1)
-        feats_as_of, feats = found
+            raise common.fail(f"--as-of: {exc}", 2) from exc
+        model = common.load_champion()
         try:
-            (d,) = decide(model, [(firm, to_utc(feats_as_of), dict(feats))], explain=explain)  # type: ignore[arg-type]
-        except ScoringInputError as exc:
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(1) from exc
+            d = common.service(model).decide_firm(
+                firm,
+                when,
+                caller=Party("cli"),
+                explain=explain,  # type: ignore[arg-type]
+            )
+        except UseCaseError as exc:
+            raise common.exit_for(exc) from exc
         typer.echo(json.dumps(d.to_response(), indent=2))
         return
     if out is None:
-        typer.echo("error: --batch needs --out FILE (.parquet or .csv)", err=True)
-        raise typer.Exit(2)
-    frame = _online_frame() if batch == "online" else _read_table(Path(str(batch)))
+        raise common.fail("--batch needs --out FILE (.parquet or .csv)", 2)
+    model = common.load_champion()
+    if batch == "online":
+        frame = common.online_store().latest_frame()
+        if frame.empty:
+            raise common.fail("the online store is empty (run `credit features materialize`)")
+    else:
+        frame = _read_table(Path(str(batch)))
     from rich.progress import Progress
 
     with Progress(transient=True) as bar:
@@ -146,8 +103,7 @@ def score(
                 model, frame, reasons=not no_reasons, progress=lambda n: bar.advance(task, n)
             )
         except ScoringInputError as exc:
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(1) from exc
+            raise common.fail(str(exc)) from exc
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix.lower() == ".csv":
         result.to_csv(out, index=False)
@@ -167,11 +123,9 @@ def _score_on_spark(input_path: str | None, out: Path | None, master: str, reaso
     try:
         require_pyspark()
     except SparkUnavailableError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
+        raise common.fail(str(exc), 2) from None
     if input_path is None or out is None:
-        typer.echo("error: --engine spark needs --input FEATURES and --out SCORES", err=True)
-        raise typer.Exit(2)
+        raise common.fail("--engine spark needs --input FEATURES and --out SCORES", 2)
     from credit.scoring import ModelUnavailableError, ScoringInputError
     from credit.settings import get_settings
     from models.spark_scoring import score_to_parquet
@@ -185,8 +139,7 @@ def _score_on_spark(input_path: str | None, out: Path | None, master: str, reaso
             reasons=reasons,
         )
     except (ModelUnavailableError, ScoringInputError, FileNotFoundError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from exc
+        raise common.fail(str(exc)) from exc
     typer.echo(
         f"scored {res.rows} rows on Spark with model version {res.version} -> {res.out} "
         f"(Parquet folder; grades: {', '.join(f'{g} {n}' for g, n in res.grades.items())}) "

@@ -139,3 +139,20 @@ def test_default_url_is_the_service_database(settings) -> None:  # type: ignore[
     store = OnlineStore()
     store.write(_frame(["F1"], "2025-01-01", seed=5))
     assert (settings.data_dir / "service.db").exists()
+
+
+def test_latest_frame_holds_each_firm_s_latest_snapshot(tmp_path: Path) -> None:
+    """``credit score --batch online`` scores this table: one row per firm, its latest."""
+    store = OnlineStore(f"sqlite:///{tmp_path / 'online.db'}")
+    assert store.latest_frame().empty
+    names = feature_names()
+    rows = []
+    for firm, when, value in [("B", "2025-03-01", 1.0), ("A", "2025-01-01", 2.0),
+                              ("A", "2025-02-01", 3.0), ("B", "2025-02-01", 4.0)]:  # fmt: skip
+        rows.append({"firm_id": firm, "as_of": pd.Timestamp(when), **dict.fromkeys(names, value)})
+    store.write(pd.DataFrame(rows))
+    frame = store.latest_frame()
+    assert frame["firm_id"].tolist() == ["A", "B"]
+    assert frame["as_of"].tolist() == [pd.Timestamp("2025-02-01"), pd.Timestamp("2025-03-01")]
+    assert frame[names[0]].tolist() == [3.0, 1.0]
+    assert list(frame.columns) == ["firm_id", "as_of", *names]

@@ -444,12 +444,12 @@ def test_online_store_down_is_503(service: dict[str, Any]) -> None:
 def test_a_bug_gives_a_json_500_without_a_trace(
     service: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import api.routes.score as score_route
+    import credit.service as use_cases
 
     def broken(*a: Any, **k: Any) -> None:
         raise RuntimeError("secret internals")
 
-    monkeypatch.setattr(score_route, "decide", broken)
+    monkeypatch.setattr(use_cases, "decide", broken)
     c, keys = service["client"], service["keys"]
     r = c.post("/v1/score", json={"firm_id": "F0001"}, headers=h(keys["a_lender"]))
     assert r.status_code == 500

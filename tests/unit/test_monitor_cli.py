@@ -13,8 +13,8 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from credit.audit import AuditLog
 from api.metrics import Metrics
+from credit.audit import AuditLog
 from credit.cli import app
 from credit.db import dispose_engines, get_engine, upgrade
 from credit.decisions import decide

@@ -47,14 +47,14 @@ def world(
 ) -> dict[str, Any]:
     from datetime import UTC, datetime
 
-    import credit.commands.score as score_cmd
+    import credit.commands.common as common
 
     get_settings().ensure_data_dir()
     write_store(get_settings().store_path, frames)
     good, _ = pick_firms(frames)
     online = MemoryOnlineStore({good: [(datetime(2025, 7, 1, tzinfo=UTC), GOOD_FEATURES)]})
-    monkeypatch.setattr(score_cmd, "_load_model", lambda: model)
-    monkeypatch.setattr(score_cmd, "_online_store", lambda: online)
+    monkeypatch.setattr(common, "load_champion", lambda: model)
+    monkeypatch.setattr(common, "online_store", lambda: online)
     return {"good": good}
 
 

@@ -1,0 +1,58 @@
+"""What the commands share: the champion model, the use cases, and one way to fail.
+
+A command parses its options, calls a use case of :class:`credit.service.CreditService`
+(built here by :func:`service`) and prints the answer. A use case's typed error
+(:mod:`credit.errors`) becomes one line on standard error and exit code 1 through
+:func:`exit_for`; a bad option is exit code 2 (:func:`fail`).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import typer
+
+from credit.errors import UseCaseError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from credit.scoring import ScoringModel
+    from credit.service import CreditService, SnapshotStore
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    """Print ``error: message`` on standard error; return the exit to raise."""
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code)
+
+
+def exit_for(exc: UseCaseError) -> typer.Exit:
+    """The command line's one mapping of a use case's error: its message, exit code 1."""
+    return fail(str(exc), 1)
+
+
+def load_champion() -> ScoringModel:
+    """The registry's champion (or its cached copy), or exit 1 saying why."""
+    from credit.scoring import CHAMPION_URI, ModelUnavailableError, ScoringModel
+    from credit.settings import get_settings
+
+    try:
+        return ScoringModel.load(CHAMPION_URI, tracking_uri=get_settings().tracking_uri)
+    except ModelUnavailableError as exc:
+        raise fail(str(exc)) from exc
+
+
+def online_store() -> SnapshotStore:
+    """The online store of the configured service database."""
+    from credit.settings import get_settings
+    from features.online import OnlineStore
+
+    return OnlineStore(get_settings().service_database_url)
+
+
+def service(model: ScoringModel) -> CreditService:
+    """The use cases as the command line runs them: the configured stores and policies,
+    ``model`` in service, and no audit log (a printed decision is not recorded)."""
+    from credit.service import CreditService
+    from credit.settings import get_settings
+
+    return CreditService.from_settings(get_settings(), model=lambda: model, online=online_store())
