@@ -23,7 +23,9 @@ import pandas as pd
 
 from models.dataset import TrainingData
 from models.evaluate import metrics
+from models.htmlkit import pyplot
 from models.splits import matured
+from models.train import fit_model
 
 Progress = Callable[[str], None]
 
@@ -105,8 +107,6 @@ def backtest(
     ValueError
         When the table has no time column or the period arguments are invalid.
     """
-    from models.train import fit_model
-
     if data.times is None:
         raise ValueError("a backtest needs application times (a time column)")
     window = int(cfg.get("split", {}).get("outcome_window_months", 12))
@@ -177,9 +177,7 @@ def backtest(
 
 def plot(result: BacktestResult, path: str | Path) -> Path:
     """AUC per period (retrained and frozen) above default rate against mean PD."""
-    from models.plots import _plt
-
-    plt = _plt()
+    plt = pyplot()
     t = result.table
     x = np.arange(len(t))
     fig, (a1, a2) = plt.subplots(2, 1, figsize=(9, 6), sharex=True)

@@ -1,242 +1,42 @@
 """Drift monitoring: the population scored since a date against the model's training baseline.
 
-At training time :func:`build_baseline` summarises the development population of a model: the
-bin edges and proportions of its score and of every feature (``monitoring/baseline.json`` in the
-model's MLflow run). :func:`compare` bins a scored population with the *same* edges and
-computes the population stability index (PSI) of the score and of each feature, the grade
-distribution shift and, when outcomes are known, the default rate by grade against the PDs
-predicted. :func:`monitor` reads the decisions audit log and does this per model version.
-
-PSI of proportions ``e`` (baseline) and ``a`` (actual) over the same bins::
-
-    PSI = sum_i (a_i - e_i) * ln(a_i / e_i)
-
-with empty bins floored at ``1e-4`` so that the logarithm stays finite. Conventional reading:
-below 0.1 stable, 0.1 to 0.25 worth a look (``warn``), above 0.25 shifted (``alert``).
-
-Examples
---------
->>> round(psi([0.5, 0.5], [0.4, 0.6]), 6)
-0.040547
+The baseline (bin edges and proportions of the score and of every feature) is written at
+training time by :func:`models.baseline.build_baseline`. :func:`compare` bins a scored
+population with the *same* edges and computes the population stability index (PSI) of the score
+and of each feature, the grade distribution shift and, when outcomes are known, the default rate
+by grade against the PDs predicted. :func:`monitor` reads the decisions audit log
+(:meth:`credit.audit.AuditLog.since`) and does this per model version. PSI and its reading
+(``ok``/``warn``/``alert``) are described in ``models/baseline.py``.
 """
 
 from __future__ import annotations
 
+import html
 import json
 import math
+import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+import duckdb
 import numpy as np
 import numpy.typing as npt
+import pandas as pd
 
-if TYPE_CHECKING:  # pragma: no cover
-    import pandas as pd
-
-    from credit.scoring import ScoringModel
-
-BASELINE_ARTIFACT = "monitoring/baseline.json"
-BASELINE_FORMAT = 1
-PSI_WARN = 0.1
-PSI_ALERT = 0.25
-PSI_FLOOR = 1e-4
-MISSING = "missing"
-
-
-# ---------------------------------------------------------------------------------------------
-# PSI and binned distributions
-# ---------------------------------------------------------------------------------------------
-
-
-def psi(expected: Sequence[float] | npt.ArrayLike, actual: Sequence[float] | npt.ArrayLike,
-        floor: float = PSI_FLOOR) -> float:  # fmt: skip
-    """Population stability index between two vectors of bin proportions.
-
-    Parameters
-    ----------
-    expected : baseline proportions (sum to 1).
-    actual : proportions of the population monitored, over the same bins.
-    floor : proportions below it are raised to it (an empty bin would make the log infinite).
-
-    Raises
-    ------
-    ValueError
-        When the two vectors differ in length or are empty.
-    """
-    e = np.asarray(expected, dtype=np.float64)
-    a = np.asarray(actual, dtype=np.float64)
-    if e.shape != a.shape or e.size == 0:
-        raise ValueError(f"PSI needs two proportion vectors of one length, got {e.shape} {a.shape}")
-    e, a = np.clip(e, floor, None), np.clip(a, floor, None)
-    return float(np.sum((a - e) * np.log(a / e)))
-
-
-def status(value: float, warn: float = PSI_WARN, alert: float = PSI_ALERT) -> str:
-    """``ok``, ``warn`` or ``alert`` for a PSI value (``n/a`` when it is not finite)."""
-    if not math.isfinite(value):
-        return "n/a"
-    if value >= alert:
-        return "alert"
-    if value >= warn:
-        return "warn"
-    return "ok"
-
-
-@dataclass(frozen=True)
-class Bins:
-    """Bin edges of one variable and its baseline proportions.
-
-    ``kind="numeric"``: ``edges`` are interior cut points; bin ``i`` holds
-    ``edges[i-1] <= v < edges[i]`` (the first is open below, the last open above).
-    ``kind="categorical"``: one bin per category code ``0..len(labels)-1``.
-    Either way a last bin holds missing values (NaN), so ``len(proportions)`` is the number of
-    value bins plus one.
-    """
-
-    kind: str
-    edges: tuple[float, ...] = ()
-    labels: tuple[str, ...] = ()
-    proportions: tuple[float, ...] = ()
-
-    def counts(self, values: npt.ArrayLike) -> npt.NDArray[np.int64]:
-        """Number of ``values`` per bin (missing last)."""
-        v = np.asarray(values, dtype=np.float64)
-        miss = np.isnan(v)
-        if self.kind == "numeric":
-            k = len(self.edges) + 1
-            idx = np.searchsorted(np.asarray(self.edges), v[~miss], side="right")
-        else:
-            k = len(self.labels)
-            codes = v[~miss].astype(np.int64)
-            unseen = (codes < 0) | (codes >= k)
-            idx = codes[~unseen]
-            miss = miss.copy()
-            miss[np.flatnonzero(~miss)[unseen]] = True
-        out = np.zeros(k + 1, dtype=np.int64)
-        out[:k] = np.bincount(idx, minlength=k)[:k]
-        out[k] = int(miss.sum())
-        return out
-
-    def shares(self, values: npt.ArrayLike) -> npt.NDArray[np.float64]:
-        """Proportion of ``values`` per bin (zeros when there are no values)."""
-        c = self.counts(values).astype(np.float64)
-        total = c.sum()
-        out: npt.NDArray[np.float64] = c / total if total else c
-        return out
-
-    def bin_labels(self) -> list[str]:
-        """Human-readable bin names, missing last."""
-        if self.kind == "categorical":
-            return [*self.labels, MISSING]
-        e = [f"{x:.4g}" for x in self.edges]
-        if not e:
-            return ["all", MISSING]
-        return [f"< {e[0]}", *[f"[{a}, {b})" for a, b in zip(e, e[1:], strict=False)],
-                f">= {e[-1]}", MISSING]  # fmt: skip
-
-    def psi(self, values: npt.ArrayLike) -> float:
-        """PSI of ``values`` against the baseline proportions (NaN when there are no values)."""
-        if np.asarray(values).size == 0:
-            return math.nan
-        return psi(self.proportions, self.shares(values))
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind,
-            "edges": [float(x) for x in self.edges],
-            "labels": list(self.labels),
-            "proportions": [float(x) for x in self.proportions],
-        }
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> Bins:
-        kind = str(d["kind"])
-        if kind not in ("numeric", "categorical"):
-            raise ValueError(f"unknown bin kind {kind!r}")
-        b = cls(
-            kind=kind,
-            edges=tuple(float(x) for x in d.get("edges", ())),
-            labels=tuple(str(x) for x in d.get("labels", ())),
-            proportions=tuple(float(x) for x in d.get("proportions", ())),
-        )
-        expected = (len(b.edges) + 2) if kind == "numeric" else (len(b.labels) + 1)
-        if len(b.proportions) != expected:
-            raise ValueError(
-                f"{kind} bins with {len(b.edges)} edges / {len(b.labels)} labels need "
-                f"{expected} proportions, got {len(b.proportions)}"
-            )
-        return b
-
-
-def fit_bins(values: npt.ArrayLike, bins: int = 10, labels: Sequence[str] | None = None) -> Bins:
-    """Baseline bins of one variable: quantile edges (numeric) or one bin per category.
-
-    Quantile edges that coincide (counts, flags, heavy ties) are merged, so a flag gets two
-    value bins and a constant one.
-
-    >>> b = fit_bins([1.0, 2.0, 3.0, 4.0], bins=2)
-    >>> b.edges, b.proportions
-    ((2.0,), (0.25, 0.75, 0.0))
-    """
-    v = np.asarray(values, dtype=np.float64)
-    if labels is not None:
-        b = Bins("categorical", labels=tuple(str(x) for x in labels))
-    else:
-        finite = v[np.isfinite(v)]
-        edges: tuple[float, ...] = ()
-        if finite.size:
-            # Edges are observed values (no interpolation), so counts and flags cut cleanly.
-            qs = np.quantile(finite, np.linspace(0, 1, bins + 1)[1:-1], method="inverted_cdf")
-            edges = tuple(float(x) for x in np.unique(qs))
-            # A cut equal to the minimum leaves its lower bin empty: drop it.
-            edges = tuple(x for x in edges if x > float(finite.min()))
-        b = Bins("numeric", edges=edges)
-    shares = b.shares(v)
-    return Bins(b.kind, b.edges, b.labels, tuple(float(x) for x in shares))
-
-
-# ---------------------------------------------------------------------------------------------
-# the baseline of a model
-# ---------------------------------------------------------------------------------------------
-
-
-def build_baseline(
-    model: ScoringModel,
-    X: npt.ArrayLike,
-    population: str = "development",
-    bins: int = 10,
-) -> dict[str, Any]:
-    """The baseline distributions of a model: score, grade and every feature.
-
-    Parameters
-    ----------
-    model : the model (its scale, feature names and categories are used).
-    X : the development feature matrix (columns = ``model.feature_names``).
-    population : what ``X`` is, recorded for the reader.
-    bins : quantile bins for numeric variables.
-    """
-    arr = np.asarray(X, dtype=np.float64)
-    s = model.predict(arr)
-    grades = model.scale.grades
-    g = np.asarray(s.grade).astype(str)
-    feats = {
-        name: fit_bins(arr[:, j], bins, model.categories.get(name)).to_dict()
-        for j, name in enumerate(model.feature_names)
-    }
-    return {
-        "format": BASELINE_FORMAT,
-        "population": population,
-        "rows": int(arr.shape[0]),
-        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "score": fit_bins(s.score.astype(np.float64), bins).to_dict(),
-        "mean_pd": float(np.mean(s.pd)) if len(s) else math.nan,
-        "grades": {k: float(np.mean(g == k)) if len(g) else 0.0 for k in grades},
-        "features": feats,
-    }
-
+from credit.audit import MONITORING_COLUMNS, AuditLog
+from credit.db import get_engine
+from credit.scoring import MODEL_NAME, ScoringModel
+from credit.settings import get_settings
+from features.pipeline import store_horizon
+from models import htmlkit, tracking
+from models.baseline import BASELINE_ARTIFACT, PSI_ALERT, PSI_WARN, Bins, status
+from models.baseline import build_baseline as build_baseline  # re-exported for callers
+from models.baseline import fit_bins as fit_bins  # re-exported
+from models.baseline import psi as psi  # re-exported
+from models.params import load_params
 
 # ---------------------------------------------------------------------------------------------
 # comparing a population with the baseline
@@ -298,8 +98,6 @@ def compare(
     ValueError
         When the thresholds are not ``0 < warn <= alert`` or the baseline lacks a feature.
     """
-    import pandas as pd
-
     if not 0 < warn <= alert:
         raise ValueError(f"PSI thresholds must satisfy 0 < warn <= alert, got {warn}, {alert}")
     arr = np.asarray(X, dtype=np.float64)
@@ -356,8 +154,6 @@ def grade_shift(
     baseline: Mapping[str, float], grades: npt.ArrayLike, order: Sequence[str]
 ) -> pd.DataFrame:
     """Share of each grade in the baseline and now."""
-    import pandas as pd
-
     g = np.asarray(grades).astype(str)
     cur = [float(np.mean(g == k)) if g.size else 0.0 for k in order]
     base = [float(baseline.get(k, 0.0)) for k in order]
@@ -378,8 +174,6 @@ def grade_migration(
     order: Sequence[str],
 ) -> pd.DataFrame:
     """Firms scored more than once: count by first grade (rows) and latest grade (columns)."""
-    import pandas as pd
-
     empty = pd.DataFrame(0, index=pd.Index(list(order), name="first"), columns=list(order))
     if firm_ids is None or times is None or len(firm_ids) == 0:
         return empty
@@ -414,8 +208,6 @@ def outcomes_by_grade(
     ``lower``/``upper`` bound a 95% normal interval of the default rate the mean PD predicts
     for that many loans; ``status`` is ``above``/``below`` when the observed rate falls outside.
     """
-    import pandas as pd
-
     cols = ["grade", "n", "defaults", "default_rate", "mean_pd", "lower", "upper", "status"]
     if outcomes is None:
         return pd.DataFrame(columns=cols)
@@ -446,11 +238,6 @@ def outcomes_by_grade(
 
 def load_decisions(since: datetime, engine: Any = None) -> pd.DataFrame:
     """Decisions recorded at or after ``since`` (all tenants), oldest first."""
-    import pandas as pd
-
-    from credit.audit import MONITORING_COLUMNS, AuditLog
-    from credit.db import get_engine
-
     rows = AuditLog(engine or get_engine()).since(since)
     return pd.DataFrame(rows, columns=list(MONITORING_COLUMNS))
 
@@ -468,9 +255,6 @@ def attach_outcomes(
     ``horizon`` (default: the record store's horizon). Defaults inside an open window are known
     early while repayments are not, so counting them would overstate the default rate.
     """
-    import duckdb
-    import pandas as pd
-
     out = pd.Series(np.nan, index=frame.index, dtype="float64")
     if frame.empty or not Path(store).exists():
         return out
@@ -491,8 +275,6 @@ def attach_outcomes(
     if loans.empty:
         return out
     if horizon is None:
-        from features.pipeline import store_horizon
-
         horizon = store_horizon(str(store))
     if horizon is None:
         return out
@@ -534,15 +316,10 @@ def load_baseline(version: str, tracking_uri: str | None = None) -> dict[str, An
     FileNotFoundError
         When the version's run has no ``monitoring/baseline.json`` (trained before it existed).
     """
-    import tempfile
+    from mlflow.artifacts import download_artifacts  # heavy; only when reading a run
 
-    from mlflow.artifacts import download_artifacts
-
-    from credit.scoring import MODEL_NAME
-    from models import registry
-
-    uri = registry.configure(tracking_uri)
-    c = registry.client(uri)
+    uri = tracking.configure(tracking_uri)
+    c = tracking.client(uri)
     mv = c.get_model_version(MODEL_NAME, str(version))
     with tempfile.TemporaryDirectory() as tmp:
         try:
@@ -602,21 +379,12 @@ def monitor(
 
     ``outcome_window_months`` defaults to ``split.outcome_window_months`` of the parameters.
     """
-    import tempfile
-
-    import pandas as pd
-
-    from credit.scoring import MODEL_NAME, ScoringModel
-    from credit.settings import get_settings
-
     frame = load_decisions(since, engine)
     rep = MonitorReport(since=since, decisions=len(frame))
     if frame.empty:
         return rep
     store = store or get_settings().store_path
     if outcome_window_months is None:
-        from models.train import load_params
-
         outcome_window_months = int(load_params()["split"].get("outcome_window_months", 12))
     frame["outcome"] = attach_outcomes(frame, store, outcome_days, outcome_window_months)
     cache = Path(tempfile.mkdtemp(prefix="monitor-"))
@@ -661,8 +429,6 @@ def monitor(
 def latest_path(data_dir: str | Path | None = None) -> Path:
     """Where ``credit monitor`` leaves its latest figures (read by the service's /metrics)."""
     if data_dir is None:
-        from credit.settings import get_settings
-
         data_dir = get_settings().data_dir
     return Path(data_dir) / "monitoring" / "latest.json"
 
@@ -704,12 +470,7 @@ def read_latest_score_psi(data_dir: str | Path | None = None) -> float:
 
 def render_html(rep: MonitorReport) -> str:
     """A self-contained HTML page (inlined PNG, no external reference) of a monitoring run."""
-    import html
-
-    from models.plots import _plt
-    from models.report import _img, _png, _table
-
-    plt = _plt()
+    plt = htmlkit.pyplot()
     parts = [
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
         "<title>tradecredit drift monitoring</title><style>",
@@ -745,14 +506,14 @@ def render_html(rep: MonitorReport) -> str:
             ax.set_xticklabels(r.score_bins["bin"], rotation=45, ha="right", fontsize=7)
             ax.set(ylabel="share", title="Score distribution")
             ax.legend()
-            parts.append(_img(_png(fig), "score distribution"))
-        parts.append("<h3>PSI by variable</h3>" + _table(r.psi))
-        parts.append("<h3>Grade distribution</h3>" + _table(r.grades))
+            parts.append(htmlkit.img(htmlkit.png(fig), "score distribution"))
+        parts.append("<h3>PSI by variable</h3>" + htmlkit.table(r.psi))
+        parts.append("<h3>Grade distribution</h3>" + htmlkit.table(r.grades))
         parts.append("<h3>Grade migration (firms scored more than once: first to latest)</h3>")
-        parts.append(_table(r.migration, index=True))
+        parts.append(htmlkit.table(r.migration, index=True))
         parts.append("<h3>Default rate by grade against predicted PD</h3>")
         parts.append(
-            _table(r.outcomes)
+            htmlkit.table(r.outcomes)
             if not r.outcomes.empty
             else "<p>No outcomes yet for these decisions (no matching loans with a known "
             "outcome in the record store).</p>"

@@ -3,29 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
+from sklearn.calibration import calibration_curve
+from sklearn.metrics import roc_curve
 
-if TYPE_CHECKING:  # pragma: no cover
-    from models.train import TrainReport
-
-
-def _plt() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    return plt
+from models.htmlkit import pyplot
+from models.train import TrainReport
 
 
 def write_plots(report: TrainReport, out: str | Path, shap_rows: int = 2000) -> list[Path]:
     """Write every plot of ``report`` into ``out``; returns the files written."""
-    from sklearn.calibration import calibration_curve
-    from sklearn.metrics import roc_curve
-
-    plt = _plt()
+    plt = pyplot()
     d = Path(out)
     d.mkdir(parents=True, exist_ok=True)
     files: list[Path] = []
@@ -82,7 +72,7 @@ def write_plots(report: TrainReport, out: str | Path, shap_rows: int = 2000) -> 
     rows = rng.choice(len(y), size=n, replace=False) if n < len(y) else np.arange(len(y))
     X = report.eval_x[rows]
     contrib = report.model.contributions(X)[:, :-1]
-    import shap
+    import shap  # heavy (numba, llvmlite): only when plotting
 
     shap.summary_plot(
         contrib,

@@ -1,7 +1,13 @@
-"""MLflow: tracking runs, the ``tradecredit-pd`` registered model, champion promotion.
+"""MLflow: logging training runs, the ``tradecredit-pd`` registered model, champion promotion.
 
-Embedded by default (SQLite ``mlflow.db`` and ``mlartifacts/`` in the data directory); a tracking
-server through ``MLFLOW_TRACKING_URI``. Models are promoted by alias (``champion``), never by stage.
+The top of the ``models`` package: it logs what training produced (``models/train.py``), its
+plots (``models/plots.py``) and report (``models/report.py``), and nothing in ``models``
+imports it. The store itself (:func:`configure`, :func:`client`, :func:`champion_version`) is in
+``models/tracking.py``, re-exported here. Models are promoted by alias (``champion``), never by
+stage.
+
+MLflow (and ``models/pyfunc.py``, which imports it) is imported inside the functions that log or
+read runs: it takes seconds to import.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -19,47 +26,21 @@ import numpy as np
 import pandas as pd
 
 from credit.scoring import MODEL_NAME, ScoringModel
-from credit.settings import get_settings
 from models.evaluate import compare_auc, describe_auc_difference
 from models.evaluate import metrics as compute_metrics
+from models.params import load_params
+from models.plots import write_plots
+from models.report import log_report, log_run_extras
+from models.tracking import (
+    CHAMPION,
+    OOT_ARTIFACT,
+    TARGET_COLUMN,
+    champion_version,
+    client,
+    configure,
+)
+from models.tracking import EXPERIMENT as EXPERIMENT  # re-exported (notebooks)
 from models.train import TrainReport
-
-EXPERIMENT = "tradecredit"
-CHAMPION = "champion"
-OOT_ARTIFACT = "evaluation/oot.parquet"
-TARGET_COLUMN = "__target__"
-
-
-def configure(tracking_uri: str | None = None) -> str:
-    """Point MLflow at the configured store (creating the embedded one) and the experiment."""
-    import os
-
-    import mlflow
-
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    settings = get_settings()
-    uri = tracking_uri or settings.tracking_uri
-    if uri.startswith("sqlite:"):
-        settings.ensure_data_dir()
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
-    client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
-    exp = client.get_experiment_by_name(EXPERIMENT)
-    if exp is None:
-        location = None
-        if uri.startswith("sqlite:"):
-            settings.artifact_root.mkdir(parents=True, exist_ok=True)
-            location = settings.artifact_root.as_uri()
-        client.create_experiment(EXPERIMENT, artifact_location=location)
-    mlflow.set_experiment(EXPERIMENT)
-    return uri
-
-
-def client(tracking_uri: str | None = None) -> Any:
-    import mlflow
-
-    uri = configure(tracking_uri)
-    return mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
 def _flat(prefix: str, d: Mapping[str, Any]) -> dict[str, Any]:
@@ -115,9 +96,7 @@ def log_training(
     import mlflow
     from mlflow.models import infer_signature
 
-    from models.plots import write_plots
-    from models.pyfunc import TradeCreditPD
-    from models.report import log_report, log_run_extras
+    from models.pyfunc import TradeCreditPD  # imports mlflow
 
     configure(tracking_uri)
     model = report.model
@@ -266,13 +245,11 @@ def log_training(
 
 
 def _requirements() -> list[str]:
-    from importlib.metadata import PackageNotFoundError, version
-
     out = []
     for dist in ("mlflow", "lightgbm", "numpy", "pandas", "scikit-learn", "tradecredit"):
         try:
-            out.append(f"{dist}=={version(dist)}")
-        except PackageNotFoundError:
+            out.append(f"{dist}=={metadata.version(dist)}")
+        except metadata.PackageNotFoundError:
             continue
     return out
 
@@ -299,16 +276,6 @@ class PromotionResult:
         if not self.auc_gain:
             return ""
         return describe_auc_difference(self.auc_gain, "challenger", "champion")
-
-
-def champion_version(tracking_uri: str | None = None) -> str | None:
-    from mlflow.exceptions import MlflowException
-
-    c = client(tracking_uri)
-    try:
-        return str(c.get_model_version_by_alias(MODEL_NAME, CHAMPION).version)
-    except MlflowException:
-        return None
 
 
 def _evaluation_set(c: Any, run_id: str, tracking_uri: str) -> pd.DataFrame:
@@ -340,8 +307,6 @@ def promote(
     """Move ``champion`` to ``version`` if it beats the champion on the challenger's evaluation
     set (AUC higher by ``promotion.min_auc_gain``, ECE at most ``promotion.ece_tolerance`` worse);
     ``force`` (with a ``reason``) skips the gate. Every promotion is recorded as tags."""
-    from models.train import load_params
-
     if force and not (reason and reason.strip()):
         raise ValueError("--force needs --reason TEXT saying why the gate is overridden")
     cfg = cfg or load_params()
@@ -416,7 +381,11 @@ def promote(
         "promotion_reason": why,
         "promotion_forced": str(bool(force)).lower(),
         "promotion_metrics": json.dumps(
-            {"challenger": _short(res_ch), "champion": _short(res_champ), "auc_gain": auc_gain}
+            {
+                "challenger": short_metrics(res_ch),
+                "champion": short_metrics(res_champ),
+                "auc_gain": auc_gain,
+            }
         ),
     }
     for k, v in record.items():
@@ -444,7 +413,8 @@ def _auc_gain(y: np.ndarray, p_challenger: np.ndarray, p_champion: np.ndarray) -
     return {k: round(v, 6) for k, v in d.items()} if d else {}
 
 
-def _short(m: Mapping[str, float]) -> dict[str, float]:
+def short_metrics(m: Mapping[str, float]) -> dict[str, float]:
+    """AUC, ECE, Brier and row count, rounded: a promotion's figures in one line."""
     return {k: round(float(m[k]), 6) for k in ("auc", "ece", "brier", "n") if k in m}
 
 

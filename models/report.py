@@ -12,9 +12,6 @@ with the champion, known limitations.
 
 from __future__ import annotations
 
-import base64
-import html
-import io
 import json
 import logging
 import math
@@ -23,15 +20,22 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+import jinja2
 import numpy as np
 import pandas as pd
+from markupsafe import Markup
 
-if TYPE_CHECKING:  # pragma: no cover
-    from credit.scoring import ScoringModel
-    from models.dataset import TrainingData
-    from models.train import TrainReport
+from credit.scoring import MODEL_NAME, ScoringModel
+from features.catalog import get as catalog_feature
+from models import htmlkit, tracking
+from models.baseline import BASELINE_ARTIFACT
+from models.evaluate import compare_auc, describe_auc_difference
+from models.evaluate import metrics as compute_metrics
+from models.summary import summarize_data as summarize_data  # re-exported: callers import it here
+from models.tracking import TARGET_COLUMN
+from models.train import TrainReport
 
 log = logging.getLogger(__name__)
 
@@ -61,69 +65,10 @@ _HEADLINE = ["n", "default_rate", "mean_pd", "auc", "gini", "ks", "brier", "log_
 # ---------------------------------------------------------------------------------------------
 
 
-def summarize_data(
-    data: TrainingData,
-    horizon: pd.Timestamp | None = None,
-    outcome_window_months: int | None = None,
-) -> dict[str, Any]:
-    """Rows, outcomes, time range and the default rate by period of a training table.
-
-    Periods are quarters when the table spans more than 18 months, else months. With a
-    ``horizon`` and an outcome window, the default rate of a period counts only matured
-    applications (outcome window closed by the horizon): the outcomes known early in an open
-    window are mostly defaults, and would overstate the rate.
-    """
-    y = np.asarray(data.y)
-    lab = y >= 0
-    out: dict[str, Any] = {
-        "source": data.source,
-        "rows": int(len(y)),
-        "labelled_rows": int(lab.sum()),
-        "unknown_outcome_rows": int((~lab).sum()),
-        "defaults": int((y == 1).sum()),
-        "default_rate": float(y[lab].mean()) if lab.any() else math.nan,
-        "features": len(data.feature_names),
-        "categorical_features": sorted(data.categories),
-        "by_period": [],
-    }
-    if data.times is not None and len(data.times):
-        t = pd.to_datetime(data.times).reset_index(drop=True)
-        out["time_min"], out["time_max"] = str(t.min()), str(t.max())
-        span = (t.max() - t.min()).days / 30.4
-        freq = "Q" if span > 18 else "M"
-        period = t.dt.to_period(freq).astype(str)
-        mature = np.ones(len(y), dtype=bool)
-        if horizon is not None and outcome_window_months is not None:
-            from models.splits import matured
-
-            mature = matured(t, pd.Timestamp(horizon), int(outcome_window_months))
-            out["horizon"] = str(horizon)
-            out["outcome_window_months"] = int(outcome_window_months)
-        df = pd.DataFrame({"period": period, "y": y, "mature": mature})
-        rows = []
-        for p, g in df.groupby("period", sort=True):
-            known = (g["y"] >= 0) & g["mature"]
-            rows.append(
-                {
-                    "period": str(p),
-                    "rows": int(len(g)),
-                    "labelled": int((g["y"] >= 0).sum()),
-                    "matured": int(known.sum()),
-                    "defaults": int((g["y"] == 1).sum()),
-                    "default_rate": float((g["y"][known] == 1).mean()) if known.any() else None,
-                }
-            )
-        out["period"] = "quarter" if freq == "Q" else "month"
-        out["by_period"] = rows
-    return out
-
-
 def log_run_extras(report: TrainReport) -> None:
     """Inside an active MLflow run: the data summary, the monitoring baseline and the
     evaluation predictions (what the report and ``credit monitor`` read back later)."""
-    import mlflow
-
-    from models.monitor import BASELINE_ARTIFACT
+    import mlflow  # heavy; only when logging a run
 
     summary = getattr(report, "data_summary", None)
     if summary:
@@ -153,15 +98,13 @@ def log_report(
     Called at the end of every training run; a failure is logged, never raised, so that a
     plotting problem cannot lose a trained model.
     """
-    from models import registry
-
     try:
-        uri = registry.configure(tracking_uri)
+        uri = tracking.configure(tracking_uri)
         text = build_report(run_id, version=version, model=model, tracking_uri=uri)
         d = Path(tempfile.mkdtemp(prefix="report-"))
         path = d / REPORT_ARTIFACT
         path.write_text(text, encoding="utf-8")
-        registry.client(uri).log_artifact(run_id, str(path))
+        tracking.client(uri).log_artifact(run_id, str(path))
         return path
     except Exception as exc:  # the model is already logged; the report is documentation
         log.warning("could not build the model report of run %s: %s", run_id, exc, exc_info=True)
@@ -193,12 +136,10 @@ class RunMaterial:
 def read_run(run_id: str, version: str | None = None, tracking_uri: str | None = None
              ) -> RunMaterial:  # fmt: skip
     """Download what the report needs from a run's artifacts."""
-    from mlflow.artifacts import download_artifacts
+    from mlflow.artifacts import download_artifacts  # heavy; only when reading a run
 
-    from models import registry
-
-    uri = registry.configure(tracking_uri)
-    c = registry.client(uri)
+    uri = tracking.configure(tracking_uri)
+    c = tracking.client(uri)
     run = c.get_run(run_id)
     mat = RunMaterial(
         run_id=run_id,
@@ -249,10 +190,7 @@ def build_report(
     champion : the model to compare with; ``"registry"`` loads the current ``champion``
         (skipped when it is this very version), ``None`` skips the comparison.
     """
-    from credit.scoring import MODEL_NAME, ScoringModel
-    from models import registry
-
-    uri = registry.configure(tracking_uri)
+    uri = tracking.configure(tracking_uri)
     mat = read_run(run_id, version, uri)
     cache = Path(tempfile.mkdtemp(prefix="report-models-"))
     if model is None:
@@ -264,7 +202,7 @@ def build_report(
     champ_model: ScoringModel | None = None
     champ_version: str | None = None
     if champion == "registry":
-        champ_version = registry.champion_version(uri)
+        champ_version = tracking.champion_version(uri)
         if champ_version is None:
             champ_note = "There is no champion yet: this is the first registered model."
         elif champ_version == str(version):
@@ -290,56 +228,6 @@ def _clean(obj: Any) -> Any:
     if isinstance(obj, float) and not math.isfinite(obj):
         return None
     return obj
-
-
-def _fmt(v: Any, digits: int = 4) -> str:
-    if v is None:
-        return "-"
-    if isinstance(v, bool | np.bool_):
-        return str(bool(v))
-    if isinstance(v, int | np.integer):
-        return f"{int(v):,}"
-    if isinstance(v, float | np.floating):
-        f = float(v)
-        if not math.isfinite(f):
-            return "-"
-        if f == int(f) and abs(f) >= 1 and abs(f) < 1e12:
-            return f"{int(f):,}"
-        return f"{f:.{digits}f}"
-    return str(v)
-
-
-def _table(df: pd.DataFrame, index: bool = False) -> str:
-    """An escaped HTML table (numbers right-aligned)."""
-    if df is None or df.empty:
-        return "<p class='muted'>No rows.</p>"
-    cols = ([str(df.index.name or "")] if index else []) + [str(c) for c in df.columns]
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
-    body = []
-    for idx, row in df.iterrows():
-        cells = [f"<th>{html.escape(str(idx))}</th>"] if index else []
-        for v in row.tolist():
-            num = isinstance(v, int | float | np.integer | np.floating)
-            cells.append(f"<td class='{'num' if num else ''}'>{html.escape(_fmt(v))}</td>")
-        body.append("<tr>" + "".join(cells) + "</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
-
-
-def _img(png: bytes | None, alt: str) -> str:
-    if not png:
-        return f"<p class='muted'>{html.escape(alt)}: not available.</p>"
-    b64 = base64.b64encode(png).decode("ascii")
-    return f"<img alt='{html.escape(alt)}' src='data:image/png;base64,{b64}'>"
-
-
-def _png(fig: Any) -> bytes:
-    import matplotlib.pyplot as plt
-
-    buf = io.BytesIO()
-    fig.tight_layout()
-    fig.savefig(buf, format="png", dpi=100)
-    plt.close(fig)
-    return buf.getvalue()
 
 
 def calibration_by_grade(model: ScoringModel, y: Any, pd_: Any) -> pd.DataFrame:
@@ -388,9 +276,7 @@ def top_features(model: ScoringModel, X: np.ndarray, k: int = 15) -> tuple[pd.Da
 
 def _description(name: str) -> str:
     try:
-        from features.catalog import get
-
-        return get(name).description
+        return catalog_feature(name).description
     except KeyError:
         return "(not a catalog feature: bring-your-own table column)"
 
@@ -403,14 +289,7 @@ def render(
     champion_note: str = "",
 ) -> str:
     """The report HTML from a run's material and its model."""
-    import jinja2
-    from markupsafe import Markup
-
-    from models.evaluate import compare_auc, describe_auc_difference
-    from models.evaluate import metrics as compute_metrics
-    from models.plots import _plt
-
-    plt = _plt()
+    plt = htmlkit.pyplot()
     ev = mat.tags.get("evaluation", "oot")
     set_label = "out-of-time" if ev == "oot" else "cross-validated (out-of-fold)"
     prefix, card_prefix = f"{ev}_", f"scorecard_{ev}_"
@@ -451,13 +330,11 @@ def render(
         ax.bar(by_period["period"], by_period["default_rate"].astype(float))
         ax.set(ylabel="default rate", title=f"Default rate by {s.get('period', 'period')}")
         ax.tick_params(axis="x", rotation=60)
-        period_img = _png(fig)
+        period_img = htmlkit.png(fig)
 
     # -- calibration by grade, from the evaluation predictions
     pred = mat.predictions
     if pred is None and mat.evaluation_set is not None:  # older runs: rescore the evaluation set
-        from models.registry import TARGET_COLUMN
-
         Xe = model.encode(mat.evaluation_set)
         pred = pd.DataFrame({"y": mat.evaluation_set[TARGET_COLUMN], "pd": model.predict(Xe).pd})
     calib = calibration_by_grade(model, pred["y"], pred["pd"]) if pred is not None else None
@@ -478,11 +355,11 @@ def render(
         X_eval = model.encode(ev_frame)
         feat_df, contrib = top_features(model, X_eval)
         if shap_png is None:
-            import shap
+            import shap  # heavy (numba, llvmlite): only for runs logged without the plot
 
             shap.summary_plot(contrib, X_eval, feature_names=model.feature_names, show=False,
                               max_display=20)  # fmt: skip
-            shap_png = _png(plt.gcf())
+            shap_png = htmlkit.png(plt.gcf())
 
     # -- comparison
     comp = metrics_df.copy()
@@ -493,8 +370,6 @@ def render(
             scorecard_note = describe_auc_difference(vs_card, "LightGBM", "scorecard")
     champ_df = pd.DataFrame()
     if champion is not None and mat.evaluation_set is not None:
-        from models.registry import TARGET_COLUMN
-
         y_eval = mat.evaluation_set[TARGET_COLUMN].to_numpy()
         try:
             p_ch = champion.predict(champion.encode(mat.evaluation_set)).pd
@@ -535,24 +410,26 @@ def render(
         trees=mat.params.get("training.best_iteration", ""),
         sections=SECTIONS,
         set_label=set_label,
-        data_table=Markup(_table(data_rows)),
-        split_table=Markup(_table(split_df)),
-        period_table=Markup(_table(by_period)),
-        period_img=Markup(_img(period_img, "default rate by period")),
-        metrics_table=Markup(_table(metrics_df)),
-        roc_img=Markup(_img(mat.images.get("roc"), "ROC curve")),
-        reliability_img=Markup(_img(mat.images.get("reliability"), "reliability diagram")),
-        calibration_table=Markup(_table(calib) if calib is not None else ""),
-        segment_tables=[(n, Markup(_table(t))) for n, t in seg_tables],
+        data_table=Markup(htmlkit.table(data_rows)),
+        split_table=Markup(htmlkit.table(split_df)),
+        period_table=Markup(htmlkit.table(by_period)),
+        period_img=Markup(htmlkit.img(period_img, "default rate by period")),
+        metrics_table=Markup(htmlkit.table(metrics_df)),
+        roc_img=Markup(htmlkit.img(mat.images.get("roc"), "ROC curve")),
+        reliability_img=Markup(htmlkit.img(mat.images.get("reliability"), "reliability diagram")),
+        calibration_table=Markup(htmlkit.table(calib) if calib is not None else ""),
+        segment_tables=[(n, Markup(htmlkit.table(t))) for n, t in seg_tables],
         month_table=Markup(
-            _table(by_month) if by_month is not None else "<p class='muted'>No time column.</p>"
-        ),  # fmt: skip
-        month_img=Markup(_img(mat.images.get("auc_by_month"), "AUC by month")),
-        features_table=Markup(_table(feat_df)),
-        shap_img=Markup(_img(shap_png, "SHAP summary")),
-        comparison_table=Markup(_table(comp)),
+            htmlkit.table(by_month)
+            if by_month is not None
+            else "<p class='muted'>No time column.</p>"
+        ),
+        month_img=Markup(htmlkit.img(mat.images.get("auc_by_month"), "AUC by month")),
+        features_table=Markup(htmlkit.table(feat_df)),
+        shap_img=Markup(htmlkit.img(shap_png, "SHAP summary")),
+        comparison_table=Markup(htmlkit.table(comp)),
         scorecard_note=scorecard_note,
-        champion_table=Markup(_table(champ_df) if not champ_df.empty else ""),
+        champion_table=Markup(htmlkit.table(champ_df) if not champ_df.empty else ""),
         champion_note=champion_note,
         limitations=limitations,
     )

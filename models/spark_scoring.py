@@ -21,7 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from credit.decisions import TOP_K, score_frame
 from credit.scoring import CHAMPION_URI, ModelUnavailableError, ScoringInputError, ScoringModel
+from credit.settings import get_settings
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -48,8 +50,6 @@ def pin(model_uri: str = CHAMPION_URI, tracking_uri: str | None = None) -> tuple
     """
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
-
-    from credit.settings import get_settings
 
     if not model_uri.startswith("models:/"):
         raise ModelUnavailableError(
@@ -124,9 +124,6 @@ def score(
     """
     import mlflow
     from pyspark.sql import functions as sf
-
-    from credit.decisions import TOP_K, score_frame
-    from credit.settings import get_settings
 
     uri = tracking_uri or get_settings().tracking_uri
     pinned, version = pin(model_uri, uri)
@@ -204,7 +201,7 @@ def score_to_parquet(
 
     ``out`` becomes a Parquet folder (overwritten if it exists).
     """
-    from features.spark import session
+    from features.spark import session  # imports PySpark (optional, heavy)
 
     t0 = time.perf_counter()
     spark = spark or session(master)

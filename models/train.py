@@ -9,57 +9,31 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import lightgbm as lgb
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-import yaml
 from sklearn.metrics import roc_auc_score
 
 from credit.scale import ScoreScale
 from credit.scoring import MODEL_NAME, ScoringModel
+from models.baseline import build_baseline
 from models.calibrate import choose_calibrator
 from models.dataset import TrainingData
 from models.evaluate import compare_auc, evaluate, metrics
-from models.monitor import build_baseline
-from models.report import summarize_data
+from models.params import PARAMS_PATH as PARAMS_PATH  # re-exported: callers import them here
+from models.params import load_params as load_params
 from models.scorecard import ScorecardModel, fit_scorecard
 from models.splits import stratified_folds, stratified_holdout, time_split
-
-PARAMS_PATH = Path(__file__).with_name("params.yaml")
+from models.summary import summarize_data
 
 Progress = Callable[[str], None]
 
 
 def _noop(_: str) -> None:
     return None
-
-
-def load_params(
-    path: str | Path | None = None, overrides: Mapping[str, Any] | None = None
-) -> dict[str, Any]:
-    """The versioned parameters (``models/params.yaml``), with ``overrides`` applied.
-
-    ``overrides`` keys are LightGBM parameter names (``learning_rate``) or dotted paths into the
-    file (``split.oot_fraction``); values are parsed as YAML scalars when given as strings.
-    """
-    p = Path(path) if path else PARAMS_PATH
-    cfg: dict[str, Any] = yaml.safe_load(p.read_text())
-    for key, raw in (overrides or {}).items():
-        value = yaml.safe_load(raw) if isinstance(raw, str) else raw
-        parts = key.split(".")
-        if len(parts) == 1:
-            parts = ["lightgbm", key]
-        node = cfg
-        for part in parts[:-1]:
-            if not isinstance(node.get(part), dict):
-                raise ValueError(f"unknown parameter section {part!r} in {key!r}")
-            node = node[part]
-        node[parts[-1]] = value
-    return cfg
 
 
 @dataclass
@@ -327,9 +301,9 @@ class TrainReport:
     eval_ids: pd.Series | None = None
     seconds: dict[str, float] = field(default_factory=dict)
     trained_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
-    #: the development population's score and feature distributions (models/monitor.py)
+    #: the development population's score and feature distributions (models/baseline.py)
     baseline: dict[str, Any] = field(default_factory=dict)
-    #: rows, outcomes and default rate by period of the training table (models/report.py)
+    #: rows, outcomes and default rate by period of the training table (models/summary.py)
     data_summary: dict[str, Any] = field(default_factory=dict)
 
     def scorecard_comparison(self) -> dict[str, float] | None:

@@ -335,9 +335,9 @@ def promote(
         raise _fail(f"cannot promote version {version}: {exc.message}", 1) from exc
     typer.echo(res.message)
     if res.challenger:
-        typer.echo(f"challenger: {json.dumps(registry._short(res.challenger))}")
+        typer.echo(f"challenger: {json.dumps(registry.short_metrics(res.challenger))}")
     if res.champion:
-        typer.echo(f"champion:   {json.dumps(registry._short(res.champion))}")
+        typer.echo(f"champion:   {json.dumps(registry.short_metrics(res.champion))}")
     if res.auc_gain_line:
         typer.echo(res.auc_gain_line)
     if not res.promoted:
