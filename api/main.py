@@ -27,10 +27,13 @@ from api.logging import configure_logging, request_id_var
 from api.metrics import Metrics
 from api.ratelimit import TokenBucket
 from api.reloads import follow_reloads, latest_reload
+from api.routes import decisions, health, model, offers, score, sellers
 from credit.audit import AuditLog
+from credit.db import BackgroundCheckpoint, make_engine, upgrade
 from credit.scoring import CHAMPION_URI, ScoringModel
 from credit.service import CreditService, SnapshotStore
 from credit.settings import Settings, get_settings
+from features.online import OnlineStore
 
 log = logging.getLogger("tradecredit.api")
 
@@ -185,8 +188,6 @@ async def _send_error(send: Send, status: int, detail: str) -> None:
 
 
 def _open_online_store(settings: Settings) -> tuple[SnapshotStore | None, str | None]:
-    from features.online import OnlineStore
-
     try:
         return OnlineStore(settings.service_database_url), None
     except Exception as exc:
@@ -211,15 +212,11 @@ def create_app(
     online_store : an object with ``get(firm_id, as_of=None) -> (as_of, features) | None``
         (default: ``features.online.OnlineStore`` on the service database).
     """
-    from api.routes import decisions, health, model, score
-
     metrics = Metrics()
     loader = model_loader or default_model_loader
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        from credit.db import BackgroundCheckpoint, make_engine, upgrade
-
         s = settings or app.dependency_overrides.get(get_settings, get_settings)()
         configure_logging(s.api_log_level)
         engine = make_engine(s.service_database_url)
@@ -228,9 +225,9 @@ def create_app(
             upgrade(engine)
         holder = ModelHolder(lambda: loader(s))
         audit = AuditLog(engine)
-        if online_store is not None:
-            online, online_error = online_store, None
-        else:
+        online: SnapshotStore | None = online_store
+        online_error: str | None = None
+        if online is None:
             online, online_error = _open_online_store(s)
         state: ServiceState
         state = ServiceState(
@@ -299,8 +296,6 @@ def create_app(
     app.include_router(score.router)
     app.include_router(decisions.router)
     app.include_router(model.router)
-    from api.routes import offers, sellers  # financing offers and the seller page
-
     app.include_router(offers.router)
     app.include_router(sellers.router)
     return app

@@ -157,7 +157,8 @@ class OfferDecision(_Model):
         missing = [k for k in ("firm_id", "as_of", "pd", "score", "grade") if body.get(k) is None]
         if missing:
             raise OfferError(f"the decision lacks {', '.join(missing)}")
-        data = body.get("data") if isinstance(body.get("data"), Mapping) else {}
+        raw = body.get("data")
+        data: Mapping[str, Any] = raw if isinstance(raw, Mapping) else {}
         thin = body.get("thin_file", data.get("thin_file"))
         months = body.get("months_of_history", data.get("history_months"))
         decision_id = body.get("decision_id")

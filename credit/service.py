@@ -44,6 +44,8 @@ from credit.policy import Policy, PolicyError, policy_for_tenant
 from credit.records import RECORD_TYPES
 from credit.scoring import ScoringInputError, ScoringModel
 from credit.settings import Settings
+from credit.store import open_store
+from features.pipeline import compute
 from features.pit import SOURCES
 
 NO_MODEL = "no model loaded: train and promote one, then POST /v1/admin/reload"
@@ -187,8 +189,6 @@ class RecordStore:
         return Path(self._path() if callable(self._path) else self._path)
 
     def load(self, firm_id: str, as_of: datetime) -> dict[str, Any]:
-        from credit.store import open_store
-
         try:
             con = open_store(self.path, read_only=True)
         except FileNotFoundError as exc:
@@ -231,14 +231,12 @@ class RecordFeatures:
         self.source = source
 
     def features(self, firm_id: str, as_of: datetime | None) -> FirmFeatures:
-        from features.pipeline import compute
-
         when = to_utc(as_of) if as_of is not None else datetime.now(UTC)
         loaded = self.records.load(firm_id, when)
         firms = loaded.pop("firms", None)
         firm: Mapping[str, Any] | None = None
         if isinstance(firms, pd.DataFrame) and len(firms):
-            firm = firms.iloc[0].to_dict()
+            firm = {str(k): v for k, v in firms.iloc[0].items()}
         elif isinstance(firms, Sequence) and len(firms):
             firm = firms[0]
         elif self.source == "record_store":
@@ -309,7 +307,7 @@ class CreditService:
         records: RecordSource,
         policies: Callable[[str], Policy],
         audit: AuditLog | None = None,
-        link_secret: Callable[[], bytes] | None = None,
+        link_secret: Callable[[], str] | None = None,
         observer: DecisionObserver | None = None,
     ) -> None:
         self._model = model

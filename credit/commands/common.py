@@ -16,7 +16,8 @@ from credit.errors import UseCaseError
 
 if TYPE_CHECKING:  # pragma: no cover
     from credit.scoring import ScoringModel
-    from credit.service import CreditService, SnapshotStore
+    from credit.service import CreditService
+    from features.online import OnlineStore
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
@@ -41,7 +42,7 @@ def load_champion() -> ScoringModel:
         raise fail(str(exc)) from exc
 
 
-def online_store() -> SnapshotStore:
+def online_store() -> OnlineStore:
     """The online store of the configured service database."""
     from credit.settings import get_settings
     from features.online import OnlineStore
