@@ -32,7 +32,7 @@ fact dated ``t`` from a source with availability lag ``L`` is known at ``T`` whe
 ``t + L < T``, for a record's event time and for every later change of state (paid, closed,
 refund settled) alike. Where the catalog has
 the same measure (``pending_tax_refund_usd``, ``months_of_history``) the two agree exactly
-(``tests/unit/test_offers_agree_with_catalog.py``).
+(``tests/unit/credit/test_offers_agree_with_catalog.py``).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Each module here does what a plain library call does, minus Python-side setup that costs
 more than the work itself on one row or one statement. Each opens with why it exists and
-what it is measured against, and its test (``tests/unit/test_fastpath_*.py``) checks that it
+what it is measured against, and its test (``tests/unit/credit/test_fastpath_*.py``) checks that it
 gives the plain path's results exactly:
 
 - :mod:`credit.fastpath.lightgbm_row`: one row through LightGBM's C API, not

@@ -14,7 +14,7 @@ classes replace), and in ``benchmarks/bench_api.py`` the decision by firm_id (se
 
 Results equal SQLAlchemy's: :class:`FastQuery` returns the values ``Connection.execute``
 returns, :class:`FastInsert` stores the rows ``Table.insert()`` stores, on SQLite and on
-PostgreSQL (``tests/unit/test_fastpath_dbapi.py``).
+PostgreSQL (``tests/unit/credit/test_fastpath_dbapi.py``).
 """
 
 from __future__ import annotations

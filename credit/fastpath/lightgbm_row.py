@@ -12,7 +12,7 @@ Measured against: the floor of ``benchmarks/bench_api.py`` (section 1), the boos
 to ``ScoringModel.explain`` on the same row.
 
 Same booster, same trees, same code in LightGBM: the outputs equal ``Booster.predict``'s bit
-for bit (``tests/unit/test_fastpath_lightgbm_row.py``). Anything unexpected at setup
+for bit (``tests/unit/credit/test_fastpath_lightgbm_row.py``). Anything unexpected at setup
 (another LightGBM build) makes :func:`single_row_predictor` return ``None``, and the caller
 keeps ``Booster.predict``.
 """

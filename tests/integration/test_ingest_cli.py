@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from credit.cli import app
 from credit.records import RECORD_TYPES
-from tests.unit.ingest_rows import FIRM, rows, write_csv
+from tests.unit.credit.ingest_rows import FIRM, rows, write_csv
 
 SAMPLE = Path(__file__).resolve().parents[2] / "samples" / "demo"
 runner = CliRunner()

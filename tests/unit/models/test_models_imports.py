@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 PACKAGE = "models"
 #: project code (outside tests) that may not reach into ``models``' private names either
 CALLERS = ("credit", "api", "features", "benchmarks", "scripts")

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.unit.ingest_rows import FIRM, FIRM2, PAYMENT, ingest, rows, write_csv
+from tests.unit.credit.ingest_rows import FIRM, FIRM2, PAYMENT, ingest, rows, write_csv
 
 # Each corruption breaks a valid payment so that it must be rejected.
 CORRUPTIONS: dict[str, dict[str, str]] = {

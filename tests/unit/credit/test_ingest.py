@@ -11,7 +11,7 @@ import pytest
 from credit.ingest import IngestError, ingest_dir
 from credit.records import RECORD_TYPES
 from credit.store import table_counts
-from tests.unit.ingest_rows import (
+from tests.unit.credit.ingest_rows import (
     FIRM,
     FIRM2,
     PAYMENT,

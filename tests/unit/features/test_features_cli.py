@@ -15,7 +15,7 @@ from features.pipeline import TRAINING_COLUMNS
 from tests.oracle_features import load_world
 
 runner = CliRunner()
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture(scope="module")

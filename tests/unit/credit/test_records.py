@@ -14,7 +14,7 @@ import pytest
 
 from credit.records import RECORD_TYPES, SQL_TYPES, vocabulary
 from credit.store import open_store
-from tests.unit.ingest_rows import (
+from tests.unit.credit.ingest_rows import (
     CUSTOMS,
     FIRM,
     LOAN,
@@ -234,7 +234,7 @@ def test_vocabularies() -> None:
 def test_contract_doc_is_up_to_date() -> None:
     from credit.commands.contract import render_markdown
 
-    doc = Path(__file__).resolve().parents[2] / "docs" / "data-contract.md"
+    doc = Path(__file__).resolve().parents[3] / "docs" / "data-contract.md"
     assert doc.read_text(encoding="utf-8") == render_markdown(), (
         "docs/data-contract.md is stale: run `credit contract describe --output "
         "docs/data-contract.md`"
