@@ -405,11 +405,7 @@ class CreditService:
         request: Mapping[str, Any] | None = None,
     ) -> Decision:
         """Score a firm on its features (latest, or at or before ``as_of``), recorded."""
-        model = self.model()
-        found = self.features.features(firm_id, as_of)
-        (decision,) = self._decide(model, [found], [explain])
-        self._record([decision], caller, [request or {"firm_id": firm_id}])
-        return decision
+        return self._decide_one(self.features, firm_id, as_of, caller, explain, request)
 
     def decide_records(
         self,
@@ -423,9 +419,20 @@ class CreditService:
         request: Mapping[str, Any] | None = None,
     ) -> Decision:
         """Score a firm on posted records (features computed on the spot), recorded."""
+        source = RecordFeatures(PostedRecords(records, firm), "posted")
+        return self._decide_one(source, firm_id, as_of, caller, explain, request)
+
+    def _decide_one(
+        self,
+        source: FeatureSource,
+        firm_id: str,
+        as_of: datetime | None,
+        caller: Caller,
+        explain: Explain,
+        request: Mapping[str, Any] | None,
+    ) -> Decision:
         model = self.model()
-        found = RecordFeatures(PostedRecords(records, firm), "posted").features(firm_id, as_of)
-        (decision,) = self._decide(model, [found], [explain])
+        (decision,) = self._decide(model, [source.features(firm_id, as_of)], [explain])
         self._record([decision], caller, [request or {"firm_id": firm_id}])
         return decision
 

@@ -8,7 +8,9 @@ A command parses its options, calls a use case of :class:`credit.service.CreditS
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from datetime import datetime
+from typing import TYPE_CHECKING, TypeVar
 
 import typer
 
@@ -18,6 +20,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from credit.scoring import ScoringModel
     from credit.service import CreditService
     from features.online import OnlineStore
+
+T = TypeVar("T")
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
@@ -57,3 +61,24 @@ def service(model: ScoringModel) -> CreditService:
     from credit.settings import get_settings
 
     return CreditService.from_settings(get_settings(), model=lambda: model, online=online_store())
+
+
+def parse_as_of(value: str | None, option: str = "--as-of") -> datetime | None:
+    """An ``--as-of`` value as a UTC datetime (``None`` when not given), or exit 2."""
+    from credit.decisions import to_utc
+
+    if not value:
+        return None
+    try:
+        return to_utc(value)
+    except ValueError as exc:
+        raise fail(f"{option}: {exc}", 2) from exc
+
+
+def run(use_case: Callable[[CreditService], T]) -> T:
+    """Run one use case with the champion in service; its typed error exits 1."""
+    model = load_champion()
+    try:
+        return use_case(service(model))
+    except UseCaseError as exc:
+        raise exit_for(exc) from exc

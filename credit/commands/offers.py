@@ -123,21 +123,14 @@ def offers(
         return
     pol = _policy(policy, tenant)
 
-    from credit.decisions import to_utc
-    from credit.errors import UseCaseError
     from credit.service import Party
 
-    try:
-        when = to_utc(as_of) if as_of else None
-    except ValueError as exc:
-        raise common.fail(f"--as-of: {exc}", 2) from exc
-    model = common.load_champion()
-    try:
-        fo = common.service(model).firm_offers(
+    when = common.parse_as_of(as_of)
+    fo = common.run(
+        lambda svc: svc.firm_offers(
             firm, when, caller=Party(tenant or "cli"), channel="cli", policy=pol
         )
-    except UseCaseError as exc:
-        raise common.exit_for(exc) from exc
+    )
     decision, result = fo.decision, fo.offers
     if as_json:
         typer.echo(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import typer
 
@@ -63,26 +63,14 @@ def score(
         raise common.fail("give exactly one of --firm ID or --batch FILE", 2)
     if explain not in ("top", "full", "none"):
         raise common.fail("--explain must be top, full or none", 2)
-    from credit.decisions import score_frame, to_utc
-    from credit.errors import UseCaseError
+    from credit.decisions import Explain, score_frame
     from credit.scoring import ScoringInputError
     from credit.service import Party
 
     if firm is not None:
-        try:
-            when = to_utc(as_of) if as_of else None
-        except ValueError as exc:
-            raise common.fail(f"--as-of: {exc}", 2) from exc
-        model = common.load_champion()
-        try:
-            d = common.service(model).decide_firm(
-                firm,
-                when,
-                caller=Party("cli"),
-                explain=explain,  # type: ignore[arg-type]
-            )
-        except UseCaseError as exc:
-            raise common.exit_for(exc) from exc
+        when = common.parse_as_of(as_of)
+        mode = cast(Explain, explain)
+        d = common.run(lambda svc: svc.decide_firm(firm, when, caller=Party("cli"), explain=mode))
         typer.echo(json.dumps(d.to_response(), indent=2))
         return
     if out is None:
