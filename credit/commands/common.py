@@ -23,6 +23,9 @@ if TYPE_CHECKING:  # pragma: no cover
 
 T = TypeVar("T")
 
+#: The tenant a command's decisions are recorded under when it names none.
+OPERATOR_TENANT = "operator"
+
 
 def fail(message: str, code: int = 1) -> typer.Exit:
     """Print ``error: message`` on standard error; return the exit to raise."""
@@ -56,11 +59,18 @@ def online_store() -> OnlineStore:
 
 def service(model: ScoringModel) -> CreditService:
     """The use cases as the command line runs them: the configured stores and policies,
-    ``model`` in service, and no audit log (a printed decision is not recorded)."""
+    ``model`` in service, and the service's audit log, so a decision the command prints is
+    recorded like one the API returns (``GET /v1/decisions/{id}`` finds it)."""
+    from credit.audit import AuditLog
+    from credit.db import get_engine, upgrade
     from credit.service import CreditService
     from credit.settings import get_settings
 
-    return CreditService.from_settings(get_settings(), model=lambda: model, online=online_store())
+    engine = get_engine()
+    upgrade(engine)
+    return CreditService.from_settings(
+        get_settings(), model=lambda: model, online=online_store(), audit=AuditLog(engine)
+    )
 
 
 def parse_as_of(value: str | None, option: str = "--as-of") -> datetime | None:

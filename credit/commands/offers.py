@@ -101,7 +101,8 @@ def offers(
 
     The same engine as GET /v1/firms/{id}/offers: amounts sized on the firm's records.
 
-    Risk-based APR; every declined product with its reasons.
+    Risk-based APR; every declined product with its reasons. The decision is recorded in
+    the audit log (under --tenant, else 'operator') before it is printed.
 
     With --seller-link, print a link to the firm's seller page for --tenant (a platform).
     """
@@ -128,7 +129,7 @@ def offers(
     when = common.parse_as_of(as_of)
     fo = common.run(
         lambda svc: svc.firm_offers(
-            firm, when, caller=Party(tenant or "cli"), channel="cli", policy=pol
+            firm, when, caller=Party(tenant or common.OPERATOR_TENANT), channel="cli", policy=pol
         )
     )
     decision, result = fo.decision, fo.offers

@@ -53,7 +53,11 @@ def score(
         "local[2]", "--master", help="--engine spark: local[2], spark://host:7077, yarn ..."
     ),
 ) -> None:
-    """Score with the champion model, exactly as the API does (same core, same decisions)."""
+    """Score with the champion model, exactly as the API does (same core, same decisions).
+
+    A decision by --firm is recorded in the audit log (tenant 'operator') before it is
+    printed, like one the API returns; --batch writes a score table and records nothing.
+    """
     if engine == "spark":
         _score_on_spark(input_path, out, master, reasons=not no_reasons)
         return
@@ -70,7 +74,7 @@ def score(
     if firm is not None:
         when = common.parse_as_of(as_of)
         mode = cast(Explain, explain)
-        d = common.run(lambda svc: svc.decide_firm(firm, when, caller=Party("cli"), explain=mode))
+        d = common.run(lambda svc: svc.decide_firm(firm, when, caller=Party(common.OPERATOR_TENANT), explain=mode))
         typer.echo(json.dumps(d.to_response(), indent=2))
         return
     if out is None:
