@@ -70,6 +70,9 @@ app.command("simulate")(_simulate.simulate)
 from credit.commands import offers as _offers  # noqa: E402
 
 app.command("offers")(_offers.offers)
+from credit.commands import links as _links  # noqa: E402
+
+app.add_typer(_links.app, name="links")
 
 from credit.commands import train as _train  # noqa: E402
 

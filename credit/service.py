@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import pandas as pd
+from sqlalchemy.exc import SQLAlchemyError
 
 from credit.audit import AuditLog
 from credit.decisions import Decision, Explain, decide, request_hash, to_utc
@@ -38,7 +39,14 @@ from credit.errors import (
     UnavailableError,
     UseCaseError,
 )
-from credit.links import SellerLink, link_secret, sign_seller_link
+from credit.links import (
+    LinkRecord,
+    LinkStore,
+    SellerLink,
+    link_secret,
+    sign_seller_link,
+    verify_seller_link,
+)
 from credit.offers import OfferError, OfferSet, compute_bases, load_firm_records, make_offers
 from credit.policy import Policy, PolicyError, policy_for_tenant
 from credit.records import RECORD_TYPES
@@ -297,6 +305,7 @@ class CreditService:
         and the decision id is only an identifier of the printed answer).
     policies : tenant -> its lending policy.
     link_secret : the key that signs seller links.
+    links : where issued seller links are recorded and checked (``None``: no links).
     observer : told of every recorded decision and audit failure (metrics).
     """
 
@@ -309,6 +318,7 @@ class CreditService:
         audit: AuditLog | None = None,
         link_secret: Callable[[], str] | None = None,
         observer: DecisionObserver | None = None,
+        links: LinkStore | None = None,
     ) -> None:
         self._model = model
         self.features = features
@@ -316,6 +326,7 @@ class CreditService:
         self.policies = policies
         self.audit = audit
         self._link_secret = link_secret
+        self.links = links
         self.observer = observer
 
     @classmethod
@@ -327,11 +338,13 @@ class CreditService:
         online_error: str | None = None,
         audit: AuditLog | None = None,
         observer: DecisionObserver | None = None,
+        links: LinkStore | None = None,
     ) -> CreditService:
         """The service as configured: online store, record store, the policy folder.
 
         ``settings`` may be a function returning them, read at each use (the service's
-        state holds the settings in force).
+        state holds the settings in force). Seller links are recorded in ``links``, by
+        default in the audit log's database (none without an audit log).
         """
 
         def current() -> Settings:
@@ -345,6 +358,7 @@ class CreditService:
             audit=audit,
             link_secret=lambda: link_secret(current()),
             observer=observer,
+            links=links if links is not None else (LinkStore(audit.engine) if audit else None),
         )
 
     # ---- steps ---------------------------------------------------------------------------
@@ -522,12 +536,62 @@ class CreditService:
         return FirmOffers(decision=decision, offers=offers, records=records)
 
     def seller_link(self, firm_id: str, *, caller: Caller, ttl_seconds: int) -> SellerLink:
-        """A signed link to the firm's seller page for the caller (a platform)."""
+        """A signed link to the firm's seller page for the caller (a platform), recorded with
+        the caller's key, so that it dies with that key; an operator's link (no key) lives
+        until it is revoked or expires."""
         self.features.features(firm_id, None)  # the firm must be known
+        secret, links = self._link_secret_value(), self._link_store()
+        link = sign_seller_link(firm_id, caller.tenant, secret, ttl_seconds=ttl_seconds)
+        try:
+            links.record(link, caller.key_id)
+        except SQLAlchemyError as exc:
+            raise UnavailableError(
+                "the service database is unavailable, so no link was made; retry later"
+            ) from exc
+        return link
+
+    def open_seller_link(self, firm_id: str, token: str | None) -> SellerLink:
+        """The link behind a seller page's token, if it may open ``firm_id``'s page now:
+        genuine, for this firm, recorded, not revoked, not expired, and the key that made it
+        still active.
+
+        Raises :class:`credit.links.LinkError` (the page says why) or
+        :class:`UnavailableError`.
+        """
+        link = verify_seller_link(token, firm_id, self._link_secret_value())
+        try:
+            self._link_store().check(link)
+        except SQLAlchemyError as exc:
+            raise UnavailableError("the service database is unavailable") from exc
+        return link
+
+    def revoke_seller_link(self, link_id: str, *, caller: Caller | None = None) -> LinkRecord:
+        """Revoke one seller link now (idempotent); its page closes at the next view.
+
+        ``caller``: the tenant that made it (another tenant's link is :class:`NotFoundError`,
+        as an unknown one); ``None``: the operator, any link.
+        """
+        links = self._link_store()
+        try:
+            found = links.get(link_id)
+            if found is None or (caller is not None and found.tenant != caller.tenant):
+                raise NotFoundError(f"no seller link {link_id!r}")
+            revoked = links.revoke(link_id)
+        except SQLAlchemyError as exc:
+            raise UnavailableError("the service database is unavailable; retry later") from exc
+        if revoked is None:  # pragma: no cover - the row was there a moment ago
+            raise NotFoundError(f"no seller link {link_id!r}")
+        return revoked
+
+    def _link_secret_value(self) -> str:
         if self._link_secret is None:
             raise UnavailableError("seller links are not configured")
         try:
-            secret = self._link_secret()
+            return self._link_secret()
         except (ValueError, OSError) as exc:
             raise UnavailableError(f"seller links are not configured: {exc}") from exc
-        return sign_seller_link(firm_id, caller.tenant, secret, ttl_seconds=ttl_seconds)
+
+    def _link_store(self) -> LinkStore:
+        if self.links is None:
+            raise UnavailableError("seller links are not configured (no service database)")
+        return self.links

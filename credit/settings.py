@@ -8,10 +8,12 @@ enough. Nothing is created at import time: call :func:`get_settings`.
 
 from __future__ import annotations
 
+import ipaddress
 from functools import lru_cache
 from pathlib import Path
+from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -65,6 +67,73 @@ class Settings(BaseSettings):
     seller_link_ttl_seconds: int = Field(
         default=900, ge=30, le=7 * 24 * 3600, description="How long a seller link stays valid."
     )
+    public_url: str | None = Field(
+        default=None,
+        description="The service's public address, e.g. https://credit.example.com: seller "
+        "links are built from it, never from a request's Host header. Default: "
+        "http://{api_host}:{api_port}.",
+    )
+    seller_page_rate_per_minute: float = Field(
+        default=30.0,
+        ge=0,
+        description="Seller-page views per minute per link (burst: a third of it; 0 disables).",
+    )
+    seller_page_client_rate_per_minute: float = Field(
+        default=120.0,
+        ge=0,
+        description="Seller-page requests per minute per client address (burst: a third of "
+        "it; 0 disables).",
+    )
+    # --- reverse proxies ---
+    trusted_proxies: str = Field(
+        default="",
+        description="Comma-separated addresses or networks (CIDR) of reverse proxies whose "
+        "X-Forwarded-For / X-Forwarded-Proto headers `credit serve` honours. Empty (the "
+        "default): the headers are ignored and the client is the connecting address.",
+    )
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        u = urlsplit(value.strip())
+        if u.scheme not in ("http", "https") or not u.hostname or u.query or u.fragment:
+            raise ValueError(
+                f"public_url must be an http(s) URL with a host and no query, got {value!r}"
+            )
+        return value.strip().rstrip("/")
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _trusted_proxies(cls, value: str) -> str:
+        for item in _split(value):
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"trusted_proxies: {item!r} is not an IP address or network (CIDR)"
+                ) from None
+        return value
+
+    @property
+    def trusted_proxy_list(self) -> list[str]:
+        """The addresses and networks of :attr:`trusted_proxies` (empty: trust none)."""
+        return _split(self.trusted_proxies)
+
+    @property
+    def public_base_url(self) -> str:
+        """Where seller links point: :attr:`public_url`, else the bound host and port."""
+        host = f"[{self.api_host}]" if ":" in self.api_host else self.api_host
+        return self.public_url or f"http://{host}:{self.api_port}"
+
+    @property
+    def seller_page_link_burst(self) -> int:
+        return max(1, round(self.seller_page_rate_per_minute / 3))
+
+    @property
+    def seller_page_client_burst(self) -> int:
+        return max(1, round(self.seller_page_client_rate_per_minute / 3))
 
     @property
     def store_path(self) -> Path:
@@ -91,6 +160,10 @@ class Settings(BaseSettings):
     def ensure_data_dir(self) -> Path:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         return self.data_dir
+
+
+def _split(value: str) -> list[str]:
+    return [x.strip() for x in value.split(",") if x.strip()]
 
 
 @lru_cache

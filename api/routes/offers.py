@@ -7,7 +7,10 @@ the caller's policy (``<policy_dir>/<tenant>.yaml`` or the default). The decisio
 in the audit log before anything is returned.
 
 ``POST /v1/firms/{firm_id}/seller-link`` gives a platform a link that opens the firm's seller
-page for a while (default 15 minutes), so that the seller never sees an API key.
+page for a while (default 15 minutes), so that the seller never sees an API key. The link is
+built from the configured public address (``TRADECREDIT_PUBLIC_URL``), never from the
+request's ``Host`` header; it dies with the key that asked for it, and
+``DELETE /v1/seller-links/{link_id}`` revokes it on its own.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Query, Request
+from fastapi import APIRouter, Body, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -27,6 +30,7 @@ from credit.decisions import to_utc
 router = APIRouter(prefix="/v1", tags=["offers"])
 
 Platform = Annotated[Principal, Depends(require("platform"))]
+PlatformOrAdmin = Annotated[Principal, Depends(require("platform", "admin"))]
 
 _ERR: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorOut, "description": "Missing, invalid or revoked API key."},
@@ -146,8 +150,12 @@ class SellerLinkIn(BaseModel):
 
 
 class SellerLinkOut(BaseModel):
+    link_id: str = Field(description="The link's id: `DELETE /v1/seller-links/{link_id}`.")
     firm_id: str
-    url: str = Field(description="Absolute link to the seller page.")
+    url: str = Field(
+        description="Absolute link to the seller page, on the configured public address "
+        "(TRADECREDIT_PUBLIC_URL)."
+    )
     path: str = Field(description="The same link relative to the service root.")
     expires_at: datetime
 
@@ -156,8 +164,10 @@ class SellerLinkOut(BaseModel):
     "/firms/{firm_id}/seller-link",
     summary="A signed, expiring link to the firm's seller page",
     description="The link opens `/sellers/{firm_id}` without an API key until it expires "
-    "(default 15 minutes); the page shows the offers under the calling platform's policy. "
-    "Role: platform.",
+    "(default 15 minutes), the key that asked for it is revoked, or it is revoked itself "
+    "(`DELETE /v1/seller-links/{link_id}`); the page shows the offers under the calling "
+    "platform's policy. The URL is built from the configured public address, never from the "
+    "request's headers. Role: platform.",
     status_code=201,
     response_model=SellerLinkOut,
     responses={
@@ -165,6 +175,7 @@ class SellerLinkOut(BaseModel):
             "content": {
                 "application/json": {
                     "example": {
+                        "link_id": "lnk_3f9a1c0e5b7d2468",
                         "firm_id": "F000123",
                         "url": "http://127.0.0.1:8000/sellers/F000123?token=eyJmIjoiRjAwMDEyMyJ9.x",
                         "path": "/sellers/F000123?token=eyJmIjoiRjAwMDEyMyJ9.x",
@@ -188,8 +199,46 @@ def seller_link(
     link = service.seller_link(firm_id, caller=principal, ttl_seconds=ttl)
     path = str(request.app.url_path_for("seller_page", firm_id=firm_id)) + f"?token={link.token}"
     return SellerLinkOut(
+        link_id=link.link_id,
         firm_id=firm_id,
-        url=str(request.base_url).rstrip("/") + path,
+        url=state.settings.public_base_url + path,  # never the request's Host header
         path=path,
         expires_at=link.expires_at,
+    )
+
+
+class SellerLinkRevokedOut(BaseModel):
+    link_id: str
+    firm_id: str
+    expires_at: datetime
+    revoked_at: datetime = Field(description="When the link was first revoked.")
+
+
+@router.delete(
+    "/seller-links/{link_id}",
+    summary="Revoke one seller link",
+    description="The link's page closes at its next view (403 'This link is no longer "
+    "valid'); other links of the firm are untouched. Idempotent: revoking again answers the "
+    "first revocation. Only the tenant whose key made the link sees it (another tenant's link "
+    "is a 404). Roles: platform, admin.",
+    response_model=SellerLinkRevokedOut,
+    responses={
+        **{k: v for k, v in _ERR.items() if k not in (404, 503)},
+        404: {"model": ErrorOut, "description": "No such link for the caller's tenant."},
+        503: {"model": ErrorOut, "description": "The service database is unavailable."},
+    },
+)
+def revoke_seller_link(
+    link_id: Annotated[str, Path(max_length=64, description="From the link's creation.")],
+    principal: PlatformOrAdmin,
+    service: ServiceDep,
+) -> SellerLinkRevokedOut:
+    rec = service.revoke_seller_link(link_id, caller=principal)
+    if rec.revoked_at is None:  # pragma: no cover - revoke_seller_link sets it
+        raise RuntimeError("a revoked link without a revocation time")
+    return SellerLinkRevokedOut(
+        link_id=rec.link_id,
+        firm_id=rec.firm_id,
+        expires_at=rec.expires_at,
+        revoked_at=rec.revoked_at,
     )

@@ -3,9 +3,12 @@
 Server-rendered HTML (Jinja2), no JavaScript, no CDN, no build step: one response holds the
 page, its style sheet and its chart (inline SVG drawn here), so it reads on a phone on a slow
 line. The token of a signed seller link (:mod:`credit.links`) stands in for an API key: it
-names the firm and the platform whose policy prices the offers. An expired or forged link
-gets a 403 page, never a stack trace; the decision behind the page is recorded in the audit
-log like any other.
+names the firm and the platform whose policy prices the offers. An expired, revoked (or made
+by a key since revoked) or forged link gets a 403 page, never a stack trace; the decision
+behind the page is recorded in the audit log like any other. The page is rate limited per
+client address (before the token is looked at) and per link
+(``TRADECREDIT_SELLER_PAGE_CLIENT_RATE_PER_MINUTE``, ``TRADECREDIT_SELLER_PAGE_RATE_PER_MINUTE``):
+over either, a 429 page and no decision.
 """
 
 from __future__ import annotations
@@ -14,19 +17,22 @@ import base64
 import hashlib
 import math
 import re
+import threading
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from typing import Any
 
 import pandas as pd
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
+from api.ratelimit import TokenBucket
 from credit.errors import NotFoundError, UseCaseError
-from credit.links import LinkError, link_secret, verify_seller_link
+from credit.links import LinkError
 from credit.offers import Offer, monthly_activity
 from credit.records import ID_PATTERN
 from credit.service import Party
@@ -227,6 +233,57 @@ def _offer_card(o: Offer) -> dict[str, Any]:
     }
 
 
+#: LinkError reason -> (page title, why).
+_LINK_PROBLEMS: dict[str, tuple[str, str]] = {
+    "expired": (
+        "This link has expired",
+        "For your security, links to this page work for a short time only. ",
+    ),
+    "revoked": (
+        "This link is no longer valid",
+        "The platform has withdrawn this link. ",
+    ),
+    "invalid": ("This link is not valid", "The link may be incomplete or altered. "),
+}
+
+
+@dataclass(frozen=True)
+class PageLimits:
+    """The seller page's token buckets: per link and per client address."""
+
+    per_link: TokenBucket
+    per_client: TokenBucket
+
+
+_limits_lock = threading.Lock()
+
+
+def page_limits(app: FastAPI) -> PageLimits:
+    """The app's seller-page buckets, made on first use from the service's settings."""
+    limits: PageLimits | None = getattr(app.state, "seller_page_limits", None)
+    if limits is None:
+        with _limits_lock:
+            limits = getattr(app.state, "seller_page_limits", None)
+            if limits is None:
+                s = app.state.service.settings
+                limits = PageLimits(
+                    per_link=TokenBucket(
+                        s.seller_page_rate_per_minute / 60, s.seller_page_link_burst
+                    ),
+                    per_client=TokenBucket(
+                        s.seller_page_client_rate_per_minute / 60, s.seller_page_client_burst
+                    ),
+                )
+                app.state.seller_page_limits = limits
+    return limits
+
+
+def _too_many(retry_after: int) -> HTMLResponse:
+    page = _problem(429, "Too many requests", "Please wait a moment and reload the page.")
+    page.headers["Retry-After"] = str(retry_after)
+    return page
+
+
 def _page(template: str, status: int, context: Mapping[str, Any]) -> HTMLResponse:
     css, css_hash = _css()
     html = _env().get_template(template).render(css=Markup(css), **context)
@@ -255,11 +312,15 @@ def _problem(status: int, title: str, message: str) -> HTMLResponse:
     summary="The seller's page (HTML)",
     description="Opened from a link made by `POST /v1/firms/{firm_id}/seller-link`: the grade "
     "and score in plain words, the offers, what drives the score and how to improve it, and a "
-    "chart of monthly sales, refunds and shipments. An expired or forged link gets a 403 page.",
+    "chart of monthly sales, refunds and shipments. An expired, revoked or forged link, or one "
+    "made by a key since revoked, gets a 403 page. Rate limited per link and per client.",
     responses={
-        403: {"description": "Expired or forged link (HTML page)."},
+        403: {"description": "Expired, revoked or forged link (HTML page)."},
         404: {"description": "No such seller page, or no data for the firm yet (HTML page)."},
-        429: {"description": "Too many requests on this link; see Retry-After (HTML page)."},
+        429: {
+            "description": "Too many requests on this link or from this client; see "
+            "Retry-After (HTML page)."
+        },
         503: {"description": "Temporarily unavailable (HTML page)."},
     },
 )
@@ -271,27 +332,28 @@ def seller_page(
     if not _FIRM_ID.match(firm_id):
         return _problem(404, "Page not found", "There is no seller page at this address.")
     state = request.app.state.service
-    try:
-        secret = link_secret(state.settings)
-    except (ValueError, OSError):
-        return _problem(503, "Temporarily unavailable", "Please try again in a few minutes.")
-    try:
-        link = verify_seller_link(token, firm_id, secret)
-    except LinkError as exc:
-        title = "This link has expired" if exc.reason == "expired" else "This link is not valid"
-        message = (
-            "For your security, links to this page work for a short time only. "
-            if exc.reason == "expired"
-            else "The link may be incomplete or altered. "
-        ) + "Open the page again from your seller dashboard to get a new link."
-        return _problem(403, title, message)
-    # A link is a credential like a key: the same per-key rate limit, keyed by the link.
-    allowed, retry_after = state.key_limiter.acquire(f"seller-link:{link.tenant}:{firm_id}")
+    limits = page_limits(request.app)
+    # Per client first, before any work on the token: guessing and crawling cost a token too.
+    allowed, retry_after = limits.per_client.acquire(
+        request.client.host if request.client else "unknown"
+    )
     if not allowed:
-        page = _problem(429, "Too many requests", "Please wait a moment and reload the page.")
-        page.headers["Retry-After"] = str(retry_after)
-        return page
+        return _too_many(retry_after)
     service = state.credit
+    try:
+        link = service.open_seller_link(firm_id, token)
+    except LinkError as exc:
+        title, why = _LINK_PROBLEMS[exc.reason]
+        return _problem(
+            403, title, why + "Open the page again from your seller dashboard to get a new link."
+        )
+    except UseCaseError:
+        return _problem(503, "Temporarily unavailable", "Please try again in a few minutes.")
+    # A link is a credential like a key: its own bucket, so one leaked link cannot be
+    # replayed into thousands of recorded decisions.
+    allowed, retry_after = limits.per_link.acquire(link.link_id)
+    if not allowed:
+        return _too_many(retry_after)
     try:
         scale = service.model().scale
         fo = service.firm_offers(

@@ -70,6 +70,34 @@ def _print(result: OfferSet) -> None:
         console.print(f"[yellow]declined[/yellow] {d.product}: {reasons}")
 
 
+def _seller_link(firm: str, tenant: str, base_url: str, ttl: int) -> None:
+    """Make and record an operator's seller link (no API key: it dies when revoked or
+    expired); print it, and its id on standard error."""
+    from credit.db import get_engine, upgrade
+    from credit.errors import UseCaseError
+    from credit.links import LinkStore
+    from credit.service import CreditService, Party
+    from credit.settings import get_settings
+
+    if ttl <= 0:
+        raise common.fail(f"--ttl must be positive, got {ttl}", 2)
+    engine = get_engine()
+    upgrade(engine)
+    svc = CreditService.from_settings(
+        get_settings(), model=lambda: None, online=common.online_store(), links=LinkStore(engine)
+    )
+    try:
+        link = svc.seller_link(firm, caller=Party(tenant), ttl_seconds=ttl)
+    except UseCaseError as exc:
+        raise common.exit_for(exc) from exc
+    typer.echo(f"{base_url.rstrip('/')}/sellers/{firm}?token={link.token}")
+    typer.echo(
+        f"link {link.link_id} for {tenant}, valid until {link.expires_at:%Y-%m-%d %H:%M} UTC; "
+        f"revoke it with: credit links revoke {link.link_id}",
+        err=True,
+    )
+
+
 def offers(
     firm: str = typer.Option(..., "--firm", help="The firm (its features in the online store)."),
     policy: Path | None = typer.Option(
@@ -90,8 +118,11 @@ def offers(
     seller_link: bool = typer.Option(
         False, "--seller-link", help="Print a signed link to the firm's seller page instead."
     ),
-    base_url: str = typer.Option(
-        "http://127.0.0.1:8000", "--base-url", help="With --seller-link: the service's address."
+    base_url: str | None = typer.Option(
+        None,
+        "--base-url",
+        help="With --seller-link: the service's public address [settings: "
+        "TRADECREDIT_PUBLIC_URL, else http://{api_host}:{api_port}].",
     ),
     ttl: int | None = typer.Option(
         None, "--ttl", help="With --seller-link: seconds the link stays valid (default 900)."
@@ -104,23 +135,21 @@ def offers(
     Risk-based APR; every declined product with its reasons. The decision is recorded in
     the audit log (under --tenant, else 'operator') before it is printed.
 
-    With --seller-link, print a link to the firm's seller page for --tenant (a platform).
+    With --seller-link, print a link to the firm's seller page for --tenant (a platform),
+    recorded in the service database: it lives until it expires or `credit links revoke`.
     """
     from credit.settings import get_settings
 
     settings = get_settings()
     if seller_link:
-        from credit.links import link_secret, sign_seller_link
-
         if not tenant:
             raise common.fail("--seller-link needs --tenant (the platform the link is for)", 2)
-        try:
-            link = sign_seller_link(
-                firm, tenant, link_secret(settings), ttl or settings.seller_link_ttl_seconds
-            )
-        except ValueError as exc:
-            raise common.fail(str(exc), 2) from exc
-        typer.echo(f"{base_url.rstrip('/')}/sellers/{firm}?token={link.token}")
+        _seller_link(
+            firm,
+            tenant,
+            base_url or settings.public_base_url,
+            settings.seller_link_ttl_seconds if ttl is None else ttl,
+        )
         return
     pol = _policy(policy, tenant)
 

@@ -1,6 +1,14 @@
-"""``credit serve``: run the scoring service under uvicorn."""
+"""``credit serve``: run the scoring service under uvicorn.
+
+Forwarded headers (``X-Forwarded-For``, ``X-Forwarded-Proto``) are honoured only from the
+reverse proxies named in ``TRADECREDIT_TRUSTED_PROXIES``; by default from nobody, so a client
+cannot choose the address that the per-client limits see. (uvicorn's own default trusts
+127.0.0.1, and ``FORWARDED_ALLOW_IPS``: both are overridden here.)
+"""
 
 from __future__ import annotations
+
+import os
 
 import typer
 
@@ -17,14 +25,29 @@ def serve(
     from credit.db import get_engine, upgrade
     from credit.settings import get_settings
 
-    s = get_settings()
+    try:
+        s = get_settings()
+        if host or port:
+            # The service's settings (and so the default public address of seller links)
+            # name the address actually bound, in this process and in every worker.
+            os.environ["TRADECREDIT_API_HOST"] = host or s.api_host
+            os.environ["TRADECREDIT_API_PORT"] = str(port or s.api_port)
+            get_settings.cache_clear()
+            s = get_settings()
+    except ValueError as exc:  # pydantic's ValidationError: a setting is invalid
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
     s.ensure_data_dir()
-    h, p, w = host or s.api_host, port or s.api_port, workers or s.api_workers
+    h, p, w = s.api_host, s.api_port, workers or s.api_workers
+    proxies = s.trusted_proxy_list
     upgrade(get_engine())  # once here, so workers starting together find the schema ready
     if w > 1:
         _prepare_tracking_store(s.tracking_uri)
     typer.echo(
-        f"tradecredit scoring service on http://{h}:{p} (docs: http://{h}:{p}/docs)", err=True
+        f"tradecredit scoring service on http://{h}:{p} (docs: http://{h}:{p}/docs); "
+        f"seller links point at {s.public_base_url}; forwarded headers trusted from: "
+        f"{', '.join(proxies) or 'nobody'}",
+        err=True,
     )
     uvicorn.run(
         "api.main:create_app",
@@ -34,6 +57,8 @@ def serve(
         workers=w,
         access_log=False,  # the service logs each request itself, as JSON, with its request ID
         log_level=(log_level or s.api_log_level).lower(),
+        proxy_headers=bool(proxies),
+        forwarded_allow_ips=proxies or [],
     )
 
 

@@ -47,10 +47,11 @@ def _free_port() -> int:
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     import uvicorn
 
-    w = world_service(tmp_path_factory.mktemp("browser") / "var")
+    port = _free_port()
+    # The service's address is its public address: seller links point at it.
+    w = world_service(tmp_path_factory.mktemp("browser") / "var", api_port=port)
     model = train_model()
     app = create_app(settings=w["settings"], model_loader=lambda s: model, online_store=w["online"])
-    port = _free_port()
     srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()

@@ -20,7 +20,7 @@ from fastapi.testclient import TestClient
 
 from api.main import create_app
 from credit.keys import create_key
-from credit.links import link_secret, sign_seller_link
+from credit.links import LinkStore, link_secret, sign_seller_link
 from credit.offers import compute_bases, load_firm_records, make_offers
 from credit.policy import default_policy
 from credit.store import open_store
@@ -208,7 +208,9 @@ def test_platforms_get_a_link_that_expires_in_15_minutes(svc: dict[str, Any]) ->
     assert r.status_code == 201, r.text
     body = r.json()
     assert body["path"].startswith(f"/sellers/{svc['good']}?token=")
-    assert body["url"] == "http://testserver" + body["path"]
+    assert body["link_id"].startswith("lnk_")
+    # The configured public address (default: the bound host and port), not the Host header.
+    assert body["url"] == "http://127.0.0.1:8000" + body["path"]
     from datetime import UTC, datetime
 
     left = datetime.fromisoformat(body["expires_at"]) - datetime.now(UTC)
@@ -286,8 +288,11 @@ def test_the_page_of_a_declined_seller_says_why(svc: dict[str, Any]) -> None:
 
 
 def _token(svc: dict[str, Any], firm: str, now: float | None = None, tenant: str = "shop") -> str:
+    """A link signed and recorded as an operator's (no key), like `credit offers --seller-link`."""
     secret = link_secret(svc["settings"])
-    return sign_seller_link(firm, tenant, secret, ttl_seconds=900, now=now).token
+    link = sign_seller_link(firm, tenant, secret, ttl_seconds=900, now=now)
+    LinkStore(svc["engine"]).record(link, key_id=None)
+    return link.token
 
 
 @pytest.mark.parametrize(
@@ -323,18 +328,25 @@ def test_expired_or_forged_links_get_a_403_page(svc: dict[str, Any], case: str, 
 def test_unknown_pages_are_html_not_stack_traces(svc: dict[str, Any]) -> None:
     r = svc["client"].get("/sellers/bad id!?token=x")
     assert r.status_code == 404 and "There is no seller page" in r.text
-    secret = link_secret(svc["settings"])
-    token = sign_seller_link("F999999", "shop", secret).token
+    token = _token(svc, "F999999")
     r = svc["client"].get(f"/sellers/F999999?token={token}")
     assert r.status_code == 404 and "We do not have your data yet" in r.text
+    # Signed with the right secret but never recorded: not a link the service made.
+    secret = link_secret(svc["settings"])
+    unrecorded = sign_seller_link(svc["good"], "shop", secret).token
+    r = svc["client"].get(f"/sellers/{svc['good']}?token={unrecorded}")
+    assert r.status_code == 403 and "This link is not valid" in r.text
 
 
 def test_a_link_is_rate_limited_like_a_key(svc: dict[str, Any]) -> None:
     from api.ratelimit import TokenBucket
+    from api.routes.sellers import PageLimits, page_limits
 
-    state = svc["app"].state.service
-    saved = state.key_limiter
-    state.key_limiter = TokenBucket(rate=0.001, burst=2)
+    app = svc["app"]
+    saved = page_limits(app)
+    app.state.seller_page_limits = PageLimits(
+        per_link=TokenBucket(rate=0.001, burst=2), per_client=TokenBucket(rate=0, burst=1)
+    )
     try:
         link = (
             svc["client"]
@@ -343,7 +355,7 @@ def test_a_link_is_rate_limited_like_a_key(svc: dict[str, Any]) -> None:
         )
         codes = [svc["client"].get(link["path"]).status_code for _ in range(3)]
     finally:
-        state.key_limiter = saved
+        app.state.seller_page_limits = saved
     assert codes == [200, 200, 429]  # burst 2, then the page asks to wait
 
 

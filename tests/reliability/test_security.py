@@ -91,7 +91,7 @@ def test_repeated_failures_from_one_client_are_rate_limited(svc: dict[str, Any])
 
 
 # Endpoints that return stored, tenant-owned data; a new one must be added here.
-TENANT_DATA_ENDPOINTS = {"GET /v1/decisions/{decision_id}"}
+TENANT_DATA_ENDPOINTS = {"GET /v1/decisions/{decision_id}", "DELETE /v1/seller-links/{link_id}"}
 
 
 def test_tenant_isolation_on_every_endpoint_that_returns_stored_data(
@@ -138,6 +138,13 @@ def test_tenant_isolation_on_every_endpoint_that_returns_stored_data(
             conn.execute(sa.text("SELECT decision_id, tenant FROM decisions")).fetchall()
         )
     assert all(tenants[d] == "bank-a" for d in made) and tenants[did_b] == "bank-b"
+    # a seller link is revoked only by the tenant that made it; to another it does not exist
+    link = c.post("/v1/firms/F0003/seller-link", headers=h(keys["a_platform"])).json()
+    got = c.delete(f"/v1/seller-links/{link['link_id']}", headers=h(keys["b_platform"]))
+    assert got.status_code == 404 and "F000" not in got.text
+    assert c.get(link["path"]).status_code != 403  # still open
+    got = c.delete(f"/v1/seller-links/{link['link_id']}", headers=h(keys["a_admin"]))
+    assert got.status_code == 200 and got.json()["firm_id"] == "F0003"
 
 
 def test_logs_never_contain_keys_tokens_or_posted_records(

@@ -94,12 +94,21 @@ def test_unknown_firm(world: dict[str, Any]) -> None:
     assert r.exit_code == 1 and "no features in the online store" in r.output
 
 
-def test_seller_link_from_the_command_line() -> None:
-    r = runner.invoke(app, ["offers", "--firm", "F1", "--seller-link", "--tenant", "shop"])
+def test_seller_link_from_the_command_line(world: dict[str, Any]) -> None:
+    from credit.db import get_engine
+    from credit.links import LinkStore
+
+    good = world["good"]
+    r = runner.invoke(app, ["offers", "--firm", good, "--seller-link", "--tenant", "shop"])
     assert r.exit_code == 0, r.output
-    url = r.output.strip()
-    assert url.startswith("http://127.0.0.1:8000/sellers/F1?token=")
-    link = verify_seller_link(url.split("token=")[1], "F1", link_secret(get_settings()))
+    url = r.output.splitlines()[0].strip()
+    assert url.startswith(f"http://127.0.0.1:8000/sellers/{good}?token=")
+    link = verify_seller_link(url.split("token=")[1], good, link_secret(get_settings()))
     assert link.tenant == "shop"
-    r = runner.invoke(app, ["offers", "--firm", "F1", "--seller-link"])
+    recorded = LinkStore(get_engine()).get(link.link_id)  # an operator's link: no key
+    assert recorded is not None and recorded.key_id is None and recorded.tenant == "shop"
+    assert f"credit links revoke {link.link_id}" in r.output
+    r = runner.invoke(app, ["offers", "--firm", good, "--seller-link"])
     assert r.exit_code == 2 and "needs --tenant" in r.output
+    r = runner.invoke(app, ["offers", "--firm", "F999999", "--seller-link", "--tenant", "shop"])
+    assert r.exit_code == 1 and "no features" in r.output

@@ -71,3 +71,59 @@ def test_a_configured_secret_must_be_long(monkeypatch: pytest.MonkeyPatch) -> No
 def test_ttl_must_be_positive() -> None:
     with pytest.raises(ValueError, match="positive"):
         sign_seller_link("F1", "acme", SECRET, ttl_seconds=0)
+
+
+def test_a_token_names_its_link_and_one_without_an_id_is_invalid() -> None:
+    from itsdangerous import URLSafeSerializer
+
+    from credit.links import LINK_ID, SALT
+
+    link = sign_seller_link("F1", "acme", SECRET, now=NOW)
+    assert LINK_ID.match(link.link_id)
+    assert verify_seller_link(link.token, "F1", SECRET, now=NOW).link_id == link.link_id
+    assert sign_seller_link("F1", "acme", SECRET, now=NOW).link_id != link.link_id
+    # A token of the first format (no link id, never recorded) opens nothing.
+    old = URLSafeSerializer(SECRET, salt=SALT).dumps({"f": "F1", "t": "acme", "e": int(NOW) + 900})
+    with pytest.raises(LinkError) as exc:
+        verify_seller_link(old, "F1", SECRET, now=NOW)
+    assert exc.value.reason == "invalid"
+
+
+def test_the_link_store_knows_revoked_links_and_keys(tmp_path: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from credit.db import make_engine, upgrade
+    from credit.keys import create_key, revoke_key
+    from credit.links import LinkStore
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'service.db'}")
+    upgrade(engine)
+    store = LinkStore(engine)
+    key, _ = create_key(engine, "acme", "platform")
+    by_key = sign_seller_link("F1", "acme", SECRET)
+    by_operator = sign_seller_link("F1", "acme", SECRET)
+    store.record(by_key, key.key_id)
+    store.record(by_operator, None)
+    store.check(by_key)
+    store.check(by_operator)
+    with pytest.raises(LinkError) as exc:  # signed, never recorded
+        store.check(sign_seller_link("F1", "acme", SECRET))
+    assert exc.value.reason == "invalid"
+    later = datetime.now(UTC) + timedelta(seconds=901)
+    with pytest.raises(LinkError) as exc:
+        store.check(by_operator, now=later)
+    assert exc.value.reason == "expired"
+    revoke_key(engine, key.key_id)
+    with pytest.raises(LinkError) as exc:
+        store.check(by_key)
+    assert exc.value.reason == "revoked"
+    store.check(by_operator)  # an operator's link has no key to die with
+    first = store.revoke(by_operator.link_id)
+    assert first is not None and first.revoked_at is not None
+    again = store.revoke(by_operator.link_id)
+    assert again is not None and again.revoked_at == first.revoked_at
+    with pytest.raises(LinkError) as exc:
+        store.check(by_operator)
+    assert exc.value.reason == "revoked"
+    assert store.revoke("lnk_0000000000000000") is None and store.get("nope") is None
+    engine.dispose()
