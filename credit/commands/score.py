@@ -74,7 +74,8 @@ def score(
     if firm is not None:
         when = common.parse_as_of(as_of)
         mode = cast(Explain, explain)
-        d = common.run(lambda svc: svc.decide_firm(firm, when, caller=Party(common.OPERATOR_TENANT), explain=mode))
+        who = Party(common.OPERATOR_TENANT)
+        d = common.run(lambda svc: svc.decide_firm(firm, when, caller=who, explain=mode))
         typer.echo(json.dumps(d.to_response(), indent=2))
         return
     if out is None:
