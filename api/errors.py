@@ -84,10 +84,29 @@ async def _http(_: Request, exc: Exception) -> JSONResponse:
     return _json(exc.status_code, exc.detail, exc.headers)
 
 
+def use_case_detail(exc: UseCaseError, prefix: str = "body") -> Any:
+    """The ``detail`` of a use case's error: its message, or, when it carries ``details`` (posted
+    records that break the data contract), a list in the shape of every 422: ``loc`` (the
+    record's path in the body under ``prefix``), ``msg``, ``type``, and the record's
+    ``record_type``, ``index``, ``record_id``, ``field`` and ``reason`` as ingestion reports
+    them."""
+    if not exc.details:
+        return str(exc)
+    out = []
+    for d in exc.details:
+        where = "firm" if d.get("record_type") == "firms" else f"records.{d.get('record_type')}"
+        if where != "firm":
+            where += f".{d.get('index')}"
+        loc = ".".join(str(p) for p in (prefix, where, d.get("field")) if p)
+        out.append({"loc": loc, "msg": str(d.get("reason")), "type": "data_contract", **d})
+    return out
+
+
 async def _use_case(_: Request, exc: Exception) -> JSONResponse:
-    """A use case's typed error (:mod:`credit.errors`): its status, its message."""
-    status = exc.status if isinstance(exc, UseCaseError) else 500
-    return _json(status, str(exc))
+    """A use case's typed error (:mod:`credit.errors`): its status, its message (or details)."""
+    if not isinstance(exc, UseCaseError):  # pragma: no cover - registered for it only
+        return _json(500, str(exc))
+    return _json(exc.status, use_case_detail(exc))
 
 
 async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
@@ -114,6 +133,15 @@ VALIDATION_ERROR_SCHEMA: dict[str, Any] = {
                             "loc": {"type": "string", "examples": ["body.firm_id"]},
                             "msg": {"type": "string"},
                             "type": {"type": "string"},
+                            # a posted record that breaks the data contract (type data_contract)
+                            "record_type": {"type": "string", "examples": ["payments"]},
+                            "index": {"type": "integer"},
+                            "record_id": {"anyOf": [{"type": "string"}, {"type": "null"}]},
+                            "field": {"type": "string", "examples": ["paid_at"]},
+                            "reason": {
+                                "type": "string",
+                                "examples": ["paid_at is before occurred_at"],
+                            },
                         },
                     },
                 },

@@ -8,12 +8,18 @@ wrong and, where there is one, what to do.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from typing import Any
+
 
 class UseCaseError(Exception):
     """A use case could not be carried out; ``str(exc)`` says why."""
 
     #: the HTTP status the API answers with (the API's one mapping reads it)
     status: int = 500
+    #: what went wrong item by item, where there is more than one message's worth (the API
+    #: renders it as its ``detail`` list)
+    details: list[dict[str, Any]] | None = None
 
 
 class NotFoundError(UseCaseError):
@@ -27,6 +33,22 @@ class InvalidInputError(UseCaseError):
     model, a decision the offer engine cannot price."""
 
     status = 422
+
+
+class RejectedRecordsError(InvalidInputError):
+    """Posted records break the data contract: ``details`` lists every rejected record as
+    ingestion reports it (``record_type``, ``index``, ``record_id``, ``field``, ``reason``)."""
+
+    def __init__(self, rejected: Sequence[Mapping[str, Any]]) -> None:
+        self.details = [dict(r) for r in rejected]
+        shown = "; ".join(
+            f"{r['record_type']}[{r['index']}] {r['field']}: {r['reason']}"
+            for r in self.details[:3]
+        )
+        more = f"; and {len(self.details) - 3} more" if len(self.details) > 3 else ""
+        super().__init__(
+            f"{len(self.details)} posted record(s) break the data contract: {shown}{more}"
+        )
 
 
 class UnavailableError(UseCaseError):

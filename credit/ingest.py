@@ -32,11 +32,12 @@ from __future__ import annotations
 import csv
 import gzip
 import hashlib
+import queue
 import re
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -53,7 +54,7 @@ from credit.ingest_sql import (
     validation_select,
     verdict_select,
 )
-from credit.records import RECORD_TYPES, RecordType, vocabulary
+from credit.records import RECORD_TYPES, RecordType, record_type, vocabulary
 from credit.settings import get_settings
 from credit.store import MAX_VALUE_CHARS, open_store
 
@@ -237,6 +238,20 @@ def _csv_header(path: Path) -> list[str]:
     return next(csv.reader([text.rstrip("\r\n")]))
 
 
+def _separator_hint(rt: RecordType, header: list[str]) -> str:
+    """A hint when a CSV header that lacks columns has them all once split on ';'."""
+    line = ",".join(header)
+    if ";" not in line:
+        return ""
+    parts = {c.strip().strip('"') for c in next(csv.reader([line], delimiter=";"))}
+    if not set(rt.required_columns) <= parts:
+        return ""
+    return (
+        "; the header splits on ';' into the expected columns, so the file may be "
+        "semicolon-separated: save it comma-separated (',')"
+    )
+
+
 def _describe_error(src: _Source, exc: Exception) -> str:
     msg = str(exc)
     if "Invalid unicode" in msg or "utf-8" in msg.lower() and "encod" in msg.lower():
@@ -278,7 +293,8 @@ def _inspect(con: duckdb.DuckDBPyConnection, src: _Source) -> list[str]:
         raise IngestError(
             name,
             f"missing required column(s): {', '.join(missing)} "
-            f"(a {rt.name} file needs {', '.join(rt.required_columns)})",
+            f"(a {rt.name} file needs {', '.join(rt.required_columns)})"
+            + _separator_hint(rt, list(src.columns) if src.fmt == "csv" else []),
         )
     warnings = []
     extra = [c for c in src.columns if c not in rt.columns]
@@ -298,9 +314,9 @@ def _sha256(path: Path, out: list[str]) -> None:
     out.append(h.hexdigest())
 
 
-def _load_vocabularies(con: duckdb.DuckDBPyConnection, sources: list[_Source]) -> None:
-    """Load the code lists the files need into temporary tables ``_vocab_<name>``."""
-    names = {f.vocabulary for s in sources for f in s.rt.fields if f.vocabulary}
+def _load_vocabularies(con: duckdb.DuckDBPyConnection, rts: Iterable[RecordType]) -> None:
+    """Load the code lists the record types need into temporary tables ``_vocab_<name>``."""
+    names = {f.vocabulary for rt in rts for f in rt.fields if f.vocabulary}
     for name in sorted(names):
         con.execute(
             f"CREATE OR REPLACE TEMP TABLE _vocab_{name} AS "
@@ -517,7 +533,7 @@ def ingest_dir(
                 report.errors.append(str(exc))
         if report.errors:
             return report
-        _load_vocabularies(con, sources)
+        _load_vocabularies(con, [s.rt for s in sources])
         last = con.execute("SELECT coalesce(max(ingestion_id), 0) FROM ingestions").fetchall()
         next_id = int(last[0][0]) + 1
         for i, (src, fr) in enumerate(zip(sources, report.files, strict=True)):
@@ -530,3 +546,171 @@ def ingest_dir(
     finally:
         con.close()
     return report
+
+
+# --------------------------------------------------------------------------------------------
+# Records in memory (posted to the API): the same checks, the same SQL
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RejectedRecord:
+    """A record that breaks the data contract, as ingestion would reject it.
+
+    ``index`` is its 0-based position in the list of its record type; ``field`` and
+    ``reason`` are those ``credit ingest`` writes to the ``rejected`` table.
+    """
+
+    record_type: str
+    index: int
+    record_id: str | None
+    field: str
+    reason: str
+
+
+@dataclass
+class RecordCheck:
+    """The outcome of :func:`validate_records`: the records that pass, and those rejected."""
+
+    accepted: dict[str, list[Mapping[str, Any]]]
+    rejected: list[RejectedRecord]
+
+
+def _as_text(value: Any) -> str | None:
+    """A value as a CSV file would hold it (``None``: empty)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
+
+
+def validate_records(
+    records: Mapping[str, Sequence[Mapping[str, Any]]],
+    *,
+    ingestion_date: date | None = None,
+) -> RecordCheck:
+    """Validate records held in memory exactly as ``credit ingest`` validates files.
+
+    ``records`` maps a record type to its records (dicts of contract fields; a missing field
+    is empty). They are checked as if they were the files of one directory ingested into an
+    empty record store: the same SQL, generated from the contract by
+    :mod:`credit.ingest_sql`, run on an in-memory DuckDB database, in dependency order (so
+    records may reference firms and customs declarations given with them). Every value is
+    passed as text, as a CSV file would hold it (a datetime in ISO 8601 with its offset).
+
+    Parameters
+    ----------
+    records : record type -> list of records.
+    ingestion_date : timestamps on a later day are rejected (unless ``future_ok``); default
+        today (UTC).
+
+    Returns
+    -------
+    RecordCheck
+        The records that pass, per record type, and every rejected record with its record
+        type, index, ID, field and reason (the first check it fails, as in ingestion).
+
+    Raises
+    ------
+    KeyError
+        An unknown record type.
+    """
+    rts = [record_type(name) for name in records]
+    order = list(RECORD_TYPES)
+    rts.sort(key=lambda rt: order.index(rt.name))
+    day = ingestion_date or datetime.now(UTC).date()
+    check = RecordCheck(accepted={}, rejected=[])
+    con = _memory_store()
+    try:
+        for rt in rts:
+            rows = list(records[rt.name])
+            check.accepted[rt.name] = []
+            if not rows:
+                continue
+            bad = _validate_in_memory(con, rt, rows, day)
+            for i, (code_field, reason) in sorted(bad.items()):
+                rid = rows[i].get(rt.id_field)
+                check.rejected.append(
+                    RejectedRecord(
+                        rt.name, i, None if rid is None else str(rid), code_field, reason
+                    )
+                )
+            check.accepted[rt.name] = [r for i, r in enumerate(rows) if i not in bad]
+        for name in RECORD_TYPES:
+            con.execute(f"DELETE FROM {q(name)}")
+    except BaseException:
+        con.close()
+        raise
+    _IDLE.put(con)
+    return check
+
+
+#: Empty in-memory record stores, ready for :func:`validate_records` (one per concurrent call).
+_IDLE: queue.SimpleQueue[duckdb.DuckDBPyConnection] = queue.SimpleQueue()
+
+
+def _memory_store() -> duckdb.DuckDBPyConnection:
+    """An empty in-memory record store with every table and the code lists.
+
+    Reused between calls: setting one up costs more than checking a request's records.
+    """
+    try:
+        return _IDLE.get_nowait()
+    except queue.Empty:
+        pass
+    con = duckdb.connect(":memory:")
+    try:
+        con.execute("SET threads = 1")  # a few records: planning, not scanning, is the cost
+        for rt in RECORD_TYPES.values():  # every table: references and the store check join them
+            con.execute(rt.create_table_sql(primary_key=False))
+        _load_vocabularies(con, RECORD_TYPES.values())
+    except BaseException:
+        con.close()
+        raise
+    return con
+
+
+def _validate_in_memory(
+    con: duckdb.DuckDBPyConnection,
+    rt: RecordType,
+    rows: list[Mapping[str, Any]],
+    day: date,
+) -> dict[int, tuple[str, str]]:
+    """Check ``rows`` of ``rt`` and store the valid ones; return index -> (field, reason)."""
+    import pyarrow as pa
+
+    table = pa.table(
+        {c: pa.array([_as_text(r.get(c)) for r in rows], pa.string()) for c in rt.columns}
+    )
+    con.register("_posted", table)
+    plan = CheckPlan()
+    columns = dict.fromkeys(rt.columns, "VARCHAR")
+    try:
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE _stage AS "
+            + validation_select(rt, columns, "_posted", day, plan)
+        )
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE _late AS " + verdict_select(rt, "_stage", 0, plan)
+        )
+        cols = ", ".join(q(c) for c in rt.columns)
+        s_cols = ", ".join(f"s.{q(c)}" for c in rt.columns)
+        con.execute(
+            f"INSERT INTO {q(rt.name)} ({cols}) SELECT {s_cols} FROM _stage s "
+            "ANTI JOIN _late l ON l._line = s.rowid WHERE s._code IS NULL"
+        )
+        found = con.execute(
+            "SELECT _line, _code FROM _late WHERE _code IS NOT NULL ORDER BY _line"
+        ).fetchall()
+    finally:
+        con.unregister("_posted")
+        for t in ("_stage", "_late"):
+            con.execute(f"DROP TABLE IF EXISTS {t}")
+    return {int(line): (plan.checks[code].field, plan.checks[code].reason) for line, code in found}

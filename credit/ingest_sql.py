@@ -24,16 +24,28 @@ import re
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
-from credit.records import ID_HELP, ID_PATTERN, FieldSpec, RecordType
+from credit.records import (
+    ID_HELP,
+    ID_PATTERN,
+    MAX_UTC_OFFSET_HOURS,
+    MIN_DATE,
+    TEXT_HELP,
+    TEXT_PATTERN,
+    FieldSpec,
+    RecordType,
+)
 
 #: Accepted shapes of a date: ``YYYY-MM-DD`` or an ISO 8601 timestamp, optional offset.
 _DATE_TIME = r"[0-9]{4}-[0-9]{2}-[0-9]{2}([T ][0-9]{2}:[0-9]{2}(:[0-9]{2}([.][0-9]{1,9})?)?)?"
-ISO_DATE_RE = "^" + _DATE_TIME + r"(Z|[+-][0-9]{2}(:?[0-9]{2})?)?$"
+#: A UTC offset within +/-14:00 (``MAX_UTC_OFFSET_HOURS``), and one beyond it.
+_OFFSET = r"[+-]((0[0-9]|1[0-3])(:?[0-5][0-9])?|14(:?00)?)"
+_OFFSET_BEYOND = r"[+-]((1[5-9]|[2-9][0-9])(:?[0-9]{2})?|14:?([0-5][1-9]|[1-5]0))"
+assert MAX_UTC_OFFSET_HOURS == 14, "the offset patterns above spell out +/-14:00"
+ISO_DATE_RE = "^" + _DATE_TIME + r"(Z|" + _OFFSET + ")?$"
+OFFSET_BEYOND_RE = "^" + _DATE_TIME + _OFFSET_BEYOND + "$"
 #: The common case without an offset parses several times faster as a plain TIMESTAMP.
 _NAIVE_RE = "^" + _DATE_TIME + "$"
 _COMMON_SHAPES = ("____-__-__", "____-__-__T__:__:__", "____-__-__ __:__:__")
-#: Earlier dates are taken for typing errors (a year 0023 or 1023).
-MIN_DATE = "1900-01-01"
 _INT_RE = r"^[+-]?[0-9]{1,18}(\.0*)?$"
 _TRUE = ("true", "t", "1", "yes", "y")
 _FALSE = ("false", "f", "0", "no", "n")
@@ -169,6 +181,13 @@ def field_branches(
     missing = raw_missing_expr(raw, src_type)
     if f.required:
         when(missing, f"{f.name} is required and is empty")
+    if f.dtype == "timestamp" and src_type is not None and src_type.upper() == "VARCHAR":
+        # A text timestamp whose offset is out of range does not parse (ISO_DATE_RE): say why.
+        when(
+            f"NOT {missing} AND {typed} IS NULL AND regexp_full_match({raw}, '{OFFSET_BEYOND_RE}')",
+            f"{f.name} has a UTC offset beyond +/-{MAX_UTC_OFFSET_HOURS:02d}:00 "
+            "(check the time zone)",
+        )
     if src_type is not None:
         when(
             f"NOT {missing} AND {typed} IS NULL",
@@ -185,6 +204,8 @@ def field_branches(
             help_ = f"{f.name} is not a valid identifier ({ID_HELP})"
         elif f.pattern == r"^[0-9]{6}$":
             help_ = f"{f.name} must be exactly 6 digits"
+        elif f.pattern == TEXT_PATTERN:
+            help_ = f"{f.name} must be {TEXT_HELP}"
         else:
             help_ = f"{f.name} must match the pattern {f.pattern}"
         when(f"{present} AND NOT regexp_full_match({typed}, {lit(f.pattern)})", help_)

@@ -34,6 +34,17 @@ SQL_TYPES: dict[str, str] = {
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,63}$"
 ID_HELP = "1-64 characters: letters, digits, '_', '.', ':', '-'; starting with a letter or digit"
+#: Free text (a region name): printable characters only, so no control character (NUL, line
+#: breaks, escape sequences) and no markup ('<', '>') reaches a store, a page or a log.
+TEXT_PATTERN = r"^[^\x00-\x1f\x7f-\x9f<>]{1,64}$"
+TEXT_HELP = "1-64 characters of printable text (no control characters, no '<' or '>')"
+
+#: The earliest date a timestamp may hold: earlier ones are taken for typing errors (a year
+#: 0023 or 1023). The same bound applies to the moment a decision is asked for (``as_of``).
+MIN_DATE = "1900-01-01"
+#: The largest UTC offset a timestamp may carry, either way (UTC-12:00 to UTC+14:00 are in use):
+#: a larger one is a typing error, and would move the value to another day.
+MAX_UTC_OFFSET_HOURS = 14
 
 
 @dataclass(frozen=True)
@@ -209,7 +220,7 @@ FIRMS = RecordType(
             "string",
             "Region of registration (ISO 3166-2 subdivision code such as CN-GD, or a "
             "free-text region name of at most 64 characters).",
-            pattern=r"^.{1,64}$",
+            pattern=TEXT_PATTERN,
         ),
     ),
 )

@@ -22,7 +22,7 @@ Errors are typed (:mod:`credit.errors`); each entry point maps them once.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -36,9 +36,11 @@ from credit.errors import (
     AuditUnavailableError,
     InvalidInputError,
     NotFoundError,
+    RejectedRecordsError,
     UnavailableError,
     UseCaseError,
 )
+from credit.ingest import validate_records
 from credit.links import (
     LinkRecord,
     LinkStore,
@@ -166,7 +168,12 @@ class OnlineFeatures:
 
 
 class PostedRecords:
-    """Records that came with a request (record type -> list of records, and the firm)."""
+    """Records that came with a request (record type -> list of records, and the firm).
+
+    They pass the data contract as ingested files do (:func:`credit.ingest.validate_records`:
+    the same rules, the same SQL) or :meth:`load` raises :class:`RejectedRecordsError`
+    listing every rejected record.
+    """
 
     def __init__(self, records: Mapping[str, Any], firm: Mapping[str, Any] | None) -> None:
         self.records = records
@@ -176,6 +183,12 @@ class PostedRecords:
         out = dict(self.records)
         if self.firm is not None:
             out["firms"] = [dict(self.firm)]
+        try:
+            check = validate_records({k: list(v) for k, v in out.items()})
+        except KeyError as exc:  # a record type the contract does not know
+            raise InvalidInputError(str(exc.args[0])) from exc
+        if check.rejected:
+            raise RejectedRecordsError([asdict(r) for r in check.rejected])
         return out
 
 

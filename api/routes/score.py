@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import SCORE_ROLES, Lender, ServiceDep
-from api.errors import error_body, format_validation_errors
+from api.errors import error_body, format_validation_errors, use_case_detail
 from api.responses import FastJSONResponse
 from api.schemas import (
     BatchRequest,
@@ -250,7 +250,7 @@ def score_batch(principal: Lender, service: ServiceDep, body: BatchRequest) -> J
             results[i] = {"index": i, "status": 200, "decision": out.to_response()}
             scored += 1
         else:
-            results[i] = _failed(i, out.status, str(out))
+            results[i] = _failed(i, out.status, use_case_detail(out, f"items.{i}"))
     return JSONResponse(
         {
             "scored": scored,

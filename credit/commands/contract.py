@@ -11,8 +11,17 @@ from typing import Annotated
 
 import typer
 
-from credit.ingest_sql import MIN_DATE
-from credit.records import ID_HELP, ID_PATTERN, RECORD_TYPES, SQL_TYPES, FieldSpec, RecordType
+from credit.records import (
+    ID_HELP,
+    ID_PATTERN,
+    MIN_DATE,
+    RECORD_TYPES,
+    SQL_TYPES,
+    TEXT_HELP,
+    TEXT_PATTERN,
+    FieldSpec,
+    RecordType,
+)
 
 app = typer.Typer(help="The trade-record data contract.", no_args_is_help=True)
 
@@ -35,8 +44,8 @@ table per record type with exactly these columns). A small complete example live
   `2025-03-01 14:05:00.250`, `2025-03-01T14:05:00+08:00`, `...Z`). Both are stored as UTC
   timestamps; an offset is converted to UTC, a value without one is taken as UTC, and a bare
   date means midnight at the start of that day. Impossible dates (`2023-02-30`), other
-  spellings (`01/03/2025`, `2025-3-1`) and dates before {min_date} (a mistyped year) are
-  rejected.
+  spellings (`01/03/2025`, `2025-3-1`), offsets beyond +/-14:00 (`+25:00`) and dates before
+  {min_date} (a mistyped year) are rejected.
 - **No date lies after the ingestion date** (the day `credit ingest` runs, UTC), except
   fields marked *may be in the future* (a due date).
 - **Amounts** are in US dollars; a payment keeps its original currency in `currency`.
@@ -92,6 +101,11 @@ required column missing) is a **file error**: one line naming the file and the p
 exit status 1, and nothing of that file is written (one transaction per file). Every
 file's columns are checked before anything is written; a file error found while reading
 stops the run (files already stored stay stored).
+
+Records posted to `POST /v1/score` (`firm` and `records`) are checked by the same rules, with
+the same SQL, as if they were the files of one directory ingested into an empty store today:
+the answer is a 422 listing every rejected record with its record type, position, record ID,
+field and reason (the value is not echoed), and nothing is scored.
 """
 
 
@@ -103,6 +117,8 @@ def _constraints(rt: RecordType, f: FieldSpec) -> str:
         parts.append("identifier")
     elif f.pattern == r"^[0-9]{6}$":
         parts.append("exactly 6 digits")
+    elif f.pattern == TEXT_PATTERN:
+        parts.append(TEXT_HELP)
     elif f.pattern is not None:
         parts.append(f"matches `{f.pattern}`")
     if f.vocabulary == "iso3166":

@@ -19,6 +19,7 @@ from credit.errors import (
     AuditUnavailableError,
     InvalidInputError,
     NotFoundError,
+    RejectedRecordsError,
     UnavailableError,
     UseCaseError,
 )
@@ -199,9 +200,45 @@ def test_record_store_features_equal_the_batch_pipeline(tmp_path: Path) -> None:
 
 
 def test_posted_records_that_break_a_rule_are_invalid_input(model: Any) -> None:
+    """Posted records pass the data contract as ingested files do; every rejected record is
+    listed (record type, index, ID, field, reason)."""
     svc = _service(model, None)
-    with pytest.raises(InvalidInputError, match="records cannot be turned into features"):
+    with pytest.raises(RejectedRecordsError, match="break the data contract") as err:
         svc.decide_records("F1", {"customs": [{"declared_at": "not a date"}]}, None, caller=CALLER)
+    assert isinstance(err.value, InvalidInputError)
+    assert err.value.details == [
+        {
+            "record_type": "customs",
+            "index": 0,
+            "record_id": None,
+            "field": "declaration_id",
+            "reason": "declaration_id is required and is empty",
+        }
+    ]
+
+
+def test_the_api_lists_the_rejected_records() -> None:
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    from api import errors
+
+    app = FastAPI()
+    errors.install(app)
+    rejected = {"record_type": "payments", "index": 3, "record_id": "P9", "field": "paid_at",
+                "reason": "paid_at is before occurred_at"}  # fmt: skip
+
+    @app.get("/boom")
+    def boom() -> None:
+        raise RejectedRecordsError([rejected, {**rejected, "record_type": "firms", "index": 0}])
+
+    r = TestClient(app).get("/boom")
+    assert r.status_code == 422
+    assert [(d["loc"], d["msg"], d["type"]) for d in r.json()["detail"]] == [
+        ("body.records.payments.3.paid_at", "paid_at is before occurred_at", "data_contract"),
+        ("body.firm.paid_at", "paid_at is before occurred_at", "data_contract"),
+    ]
+    assert r.json()["detail"][0]["record_id"] == "P9"
 
 
 @pytest.mark.parametrize(
