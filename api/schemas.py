@@ -14,13 +14,31 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model, model_validator
 
-from credit.records import ID_PATTERN, RECORD_TYPES, FieldSpec, vocabulary
+from credit.decisions import AS_OF_DAYS_AHEAD, checked_as_of
+from credit.records import ID_PATTERN, MIN_DATE, RECORD_TYPES, FieldSpec, vocabulary
 
 MAX_RECORDS_PER_TYPE = 5000
 MAX_BATCH_ITEMS = 1000
 POSTED_TYPES = ("customs", "shipments", "payments")
 
 FirmId = Annotated[str, Field(pattern=ID_PATTERN, max_length=64, examples=["F000123"])]
+
+
+def as_of_in_range(value: datetime | date | None) -> datetime | date | None:
+    """The core's one range check of ``as_of`` (:func:`credit.decisions.checked_as_of`), for a
+    body field or a query parameter: out of range is a 422 naming the field and the range.
+    The value is returned as sent (the audit log hashes the request as it came)."""
+    if value is not None:
+        checked_as_of(value)
+    return value
+
+
+#: What the API says of ``as_of``'s range.
+AS_OF_RANGE_DOC = (
+    f"From {MIN_DATE} to the end of the day after today (UTC: at most {AS_OF_DAYS_AHEAD} day "
+    "ahead, for callers whose date is ahead of UTC's), with a UTC offset within +/-14:00; "
+    "outside that range the answer is a 422."
+)
 
 
 def _vocab_check(name: str) -> AfterValidator:
@@ -112,10 +130,15 @@ class ScoreRequest(BaseModel):
     firm_id: FirmId | None = Field(
         None, description="Firm to score from the online store (omit when posting records)."
     )
-    as_of: datetime | date | None = Field(
+    as_of: Annotated[datetime | date | None, AfterValidator(as_of_in_range)] = Field(
         None,
-        description="Point in time of the features. By firm_id: the latest materialized "
-        "features at or before it (default: latest). With records: default now.",
+        description=" ".join(
+            (
+                "Point in time of the features. By firm_id: the latest materialized features",
+                "at or before it (default: latest). With records: default now.",
+                AS_OF_RANGE_DOC,
+            )
+        ),
     )
     records: PostedRecords | None = Field(
         None, description="The firm's histories; features are computed by the online path."

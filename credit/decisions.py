@@ -15,13 +15,14 @@ import uuid
 import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from functools import cache
 from typing import Any, Literal
 
 import numpy as np
 
 from credit.reasons import top_k_matrix
+from credit.records import MAX_UTC_OFFSET_HOURS, MIN_DATE
 from credit.scoring import ScoringInputError, ScoringModel
 from features import catalog
 
@@ -92,6 +93,57 @@ def to_utc(value: datetime | date | str) -> datetime:
     if value.tzinfo is None:
         return value.replace(tzinfo=UTC)
     return value.astimezone(UTC)
+
+
+#: How many days past today (UTC) a decision's ``as_of`` may lie: one, so that a caller whose
+#: date is already ahead of UTC's (up to UTC+14:00) can ask as of its own today.
+AS_OF_DAYS_AHEAD = 1
+
+
+class AsOfRangeError(ValueError):
+    """An ``as_of`` outside the range the data contract accepts for a point in time."""
+
+
+def as_of_range(today: date | None = None) -> tuple[datetime, datetime]:
+    """The ``as_of`` values accepted, ``[start, end)`` in UTC: from the data contract's earliest
+    date (:data:`credit.records.MIN_DATE`) to the end of the day after today (UTC)."""
+    today = today or datetime.now(UTC).date()
+    start = datetime.fromisoformat(MIN_DATE).replace(tzinfo=UTC)
+    end = datetime.combine(today + timedelta(days=AS_OF_DAYS_AHEAD + 1), time(), UTC)
+    return start, end
+
+
+def checked_as_of(
+    value: datetime | date | str, name: str = "as_of", *, today: date | None = None
+) -> datetime:
+    """The moment a decision is asked for, as a timezone-aware UTC datetime, or
+    :class:`AsOfRangeError` (a ``ValueError``) naming ``name`` and the valid range.
+
+    The one range check of ``as_of`` (the API's request schema and query parameter, the
+    commands' ``--as-of``): not before the data contract's earliest date, at most
+    :data:`AS_OF_DAYS_AHEAD` day after today (UTC), with a UTC offset within +/-14:00 like
+    every timestamp of the contract. A string that is not ISO 8601 is a plain ``ValueError``.
+    """
+    start, end = as_of_range(today)
+    last = end - timedelta(seconds=1)
+    problem = AsOfRangeError(
+        f"{name} must lie between {start:%Y-%m-%dT%H:%M:%S}Z and {last:%Y-%m-%dT%H:%M:%S}Z "
+        f"(the data contract's earliest date to {AS_OF_DAYS_AHEAD} day after today, UTC), "
+        f"with a UTC offset within +/-{MAX_UTC_OFFSET_HOURS:02d}:00"
+    )
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if isinstance(value, datetime):
+        offset = value.utcoffset()
+        if offset is not None and abs(offset) > timedelta(hours=MAX_UTC_OFFSET_HOURS):
+            raise problem
+    try:
+        utc = to_utc(value)
+    except OverflowError:  # year 1 east of UTC, year 9999 west of it
+        raise problem from None
+    if not start <= utc < end:
+        raise problem
+    return utc
 
 
 def request_hash(payload: Any) -> str:

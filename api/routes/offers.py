@@ -20,10 +20,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from api.deps import AnyRole, ServiceDep, StateDep
-from api.schemas import ErrorOut, FirmId
+from api.schemas import AS_OF_RANGE_DOC, ErrorOut, FirmId, as_of_in_range
 from api.security import Principal, require
 from credit.decisions import to_utc
 
@@ -122,7 +122,11 @@ def get_offers(
     service: ServiceDep,
     as_of: Annotated[
         datetime | None,
-        Query(description="Use the latest features at or before this date (default: latest)."),
+        Query(
+            description="Use the latest features at or before this date (default: latest). "
+            + AS_OF_RANGE_DOC
+        ),
+        AfterValidator(as_of_in_range),
     ] = None,
 ) -> JSONResponse:
     when = to_utc(as_of) if as_of is not None else None

@@ -74,13 +74,17 @@ def service(model: ScoringModel) -> CreditService:
 
 
 def parse_as_of(value: str | None, option: str = "--as-of") -> datetime | None:
-    """An ``--as-of`` value as a UTC datetime (``None`` when not given), or exit 2."""
-    from credit.decisions import to_utc
+    """An ``--as-of`` value as a UTC datetime (``None`` when not given), or exit 2 when it is
+    not ISO 8601 or lies outside the range the core accepts
+    (:func:`credit.decisions.checked_as_of`)."""
+    from credit.decisions import AsOfRangeError, checked_as_of
 
     if not value:
         return None
     try:
-        return to_utc(value)
+        return checked_as_of(value, option)
+    except AsOfRangeError as exc:  # it names the option and the range
+        raise fail(str(exc), 2) from exc
     except ValueError as exc:
         raise fail(f"{option}: {exc}", 2) from exc
 

@@ -159,20 +159,14 @@ def test_enormous_numbers_nan_and_infinity_are_422(svc: dict[str, Any], raw_amou
 )
 def test_extreme_dates(svc: dict[str, Any], payload: dict[str, Any]) -> None:
     r = svc["client"].post("/v1/score", json=payload, headers=h(svc["keys"]["a_lender"]))
-    if payload["as_of"].startswith("9999"):
-        assert r.status_code == 200  # the latest features known at or before that date
-        assert r.json()["as_of"].startswith("2025-06-30")
-    else:
-        _clear_4xx(r, 404, 422)
+    # all outside the range an as_of may take (1900-01-01 to tomorrow, UTC), or impossible
+    _clear_4xx(r, 422)
     off = svc["client"].get(
         "/v1/firms/F0001/offers",
         params={"as_of": payload["as_of"]},
         headers=h(svc["keys"]["a_lender"]),
     )
-    # offers need the record store, which this service has not got: a clear 503 at worst
-    assert off.status_code in (404, 422, 503), off.text[:300]
-    if off.status_code == 503:
-        assert "record store" in off.json()["detail"]
+    _clear_4xx(off, 422)
 
 
 def test_year_9999_in_posted_records_is_refused(svc: dict[str, Any]) -> None:
