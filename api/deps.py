@@ -33,12 +33,35 @@ class ModelHolder:
         self._lock = threading.Lock()
         self.loaded_at: float | None = None
         self.error: str | None = None
+        #: what the first load is waiting for, while it runs (``/readyz`` shows it)
+        self.loading: str | None = None
+        self._settled = threading.Event()
+        self._settled.set()
         #: the latest ``model_reloads`` row this worker has followed (see api.reloads)
         self.reload_seen: int = 0
 
     @property
     def current(self) -> ScoringModel | None:
         return self._model
+
+    @property
+    def status(self) -> str:
+        """Why there is no model: loading (and what for), the last error, or not loaded."""
+        return self.loading or self.error or "not loaded"
+
+    def begin_loading(self, what: str) -> None:
+        """A load in the background has started; ``what`` says what it waits for."""
+        self.loading = what
+        self._settled.clear()
+
+    def end_loading(self) -> None:
+        """The background load is over (a model is in, or :attr:`error` says why not)."""
+        self.loading = None
+        self._settled.set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait until no background load is running; False when ``timeout`` ran out first."""
+        return self._settled.wait(timeout)
 
     def load(self) -> tuple[ScoringModel | None, ScoringModel]:
         """Load a model with the loader, check it scores, swap it in; return (old, new).

@@ -1,8 +1,12 @@
 """The scoring service: ``create_app()`` builds the FastAPI application.
 
-Nothing happens at import: the lifespan applies the database migrations, loads the champion
-model (``models:/tradecredit-pd@champion``, falling back to the local copy) and opens the
-stores. Run it with ``credit serve`` or ``uvicorn --factory api.main:create_app``.
+Nothing happens at import: the lifespan applies the database migrations, opens the stores and
+starts loading the champion model (``models:/tradecredit-pd@champion``, falling back to the
+local copy) on a thread of its own. The service answers as soon as the load is done or after
+:data:`STARTUP_MODEL_WAIT_SECONDS`, whichever comes first: a registry that does not answer
+never keeps the port closed. Until a model is in, ``/healthz`` answers, ``/readyz`` is 503 with
+what the load is waiting for, and scoring is 503 "no model loaded". Run it with ``credit
+serve`` or ``uvicorn --factory api.main:create_app``.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import contextlib
 import gc
 import json
 import logging
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -29,8 +34,8 @@ from api.ratelimit import TokenBucket
 from api.reloads import follow_reloads, latest_reload
 from api.routes import decisions, health, model, offers, score, sellers
 from credit.audit import AuditLog
-from credit.db import BackgroundCheckpoint, make_engine, upgrade
-from credit.scoring import CHAMPION_URI, ScoringModel
+from credit.db import BackgroundCheckpoint, dispose_engines, make_engine, upgrade
+from credit.scoring import CHAMPION_URI, ScoringModel, redact_uri
 from credit.service import CreditService, SnapshotStore
 from credit.settings import Settings, get_settings
 from features.online import OnlineStore
@@ -53,10 +58,19 @@ unless it was recorded).
 
 ModelLoader = Callable[[Settings], ScoringModel]
 
+#: How long startup waits for the first model load before it serves anyway (the load goes on
+#: in the background; ``/readyz`` is 503 until it is done).
+STARTUP_MODEL_WAIT_SECONDS = 2.0
+
 
 def default_model_loader(settings: Settings) -> ScoringModel:
-    """The registry champion (or its cached copy when the registry is unreachable)."""
-    return ScoringModel.load(CHAMPION_URI, tracking_uri=settings.tracking_uri)
+    """The registry champion (or its cached copy when the registry is unreachable or does not
+    answer within ``settings.registry_timeout_seconds``)."""
+    return ScoringModel.load(
+        CHAMPION_URI,
+        tracking_uri=settings.tracking_uri,
+        registry_timeout=settings.registry_timeout_seconds,
+    )
 
 
 class _BodyTooLargeError(Exception):
@@ -194,6 +208,34 @@ def _open_online_store(settings: Settings) -> tuple[SnapshotStore | None, str | 
         return None, f"online store unavailable: {type(exc).__name__}: {exc}"
 
 
+def _start_first_load(holder: ModelHolder, metrics: Metrics) -> asyncio.Event:
+    """Load the model on a daemon thread (a registry call cannot be interrupted, and must not
+    keep the process alive past SIGTERM); the returned event is set when the load is over."""
+    done = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    def run() -> None:
+        try:
+            _, m = holder.load()
+            metrics.set_model(m.name, m.version)
+            log.info("model loaded", extra={"model": m.identity(), "loaded_from": m.loaded_from})
+        except Exception as exc:  # serve anyway: readyz says why, scoring answers 503
+            holder.error = f"{type(exc).__name__}: {exc}"
+            log.error("no model loaded", extra={"reason": holder.error})
+        finally:
+            holder.end_loading()
+            with contextlib.suppress(RuntimeError):  # the loop is gone: shutting down
+                loop.call_soon_threadsafe(done.set)
+        # Startup leaves ~300,000 long-lived objects (MLflow, pandas, scikit-learn, the
+        # model); a full garbage collection walks them all (~200 ms on this machine), which
+        # shows up as the slowest requests. Freezing them takes them out of every collection.
+        gc.collect()
+        gc.freeze()
+
+    threading.Thread(target=run, name="model-load", daemon=True).start()
+    return done
+
+
 def create_app(
     settings: Settings | None = None,
     model_loader: ModelLoader | None = None,
@@ -224,6 +266,12 @@ def create_app(
         if migrate:
             upgrade(engine)
         holder = ModelHolder(lambda: loader(s))
+        holder.begin_loading(
+            f"loading {CHAMPION_URI} from the model registry at {redact_uri(s.tracking_uri)} "
+            f"(up to {s.registry_timeout_seconds:g} s, then the cached copy)"
+            if loader is default_model_loader
+            else "loading the model"
+        )
         audit = AuditLog(engine)
         online: SnapshotStore | None = online_store
         online_error: str | None = None
@@ -249,14 +297,8 @@ def create_app(
             online=online,
             online_error=online_error,
         )
-        try:
-            _, m = holder.load()
-            metrics.set_model(m.name, m.version)
-            log.info("model loaded", extra={"model": m.identity()})
-        except Exception as exc:  # start anyway: readyz says why, scoring answers 503
-            holder.error = f"{type(exc).__name__}: {exc}"
-            log.error("no model loaded", extra={"reason": holder.error})
         app.state.service = state
+        first_load = _start_first_load(holder, metrics)
         follower = None
         try:  # reloads recorded before this worker started are already in its model
             holder.reload_seen = latest_reload(engine)
@@ -264,11 +306,12 @@ def create_app(
             log.warning("reload log unreadable", extra={"reason": type(exc).__name__})
         if s.api_reload_poll_seconds > 0:
             follower = asyncio.create_task(follow_reloads(state, s.api_reload_poll_seconds))
-        # Startup leaves ~300,000 long-lived objects (MLflow, pandas, scikit-learn, the
-        # model); a full garbage collection walks them all (~200 ms on this machine), which
-        # shows up as the slowest requests. Freezing them takes them out of every collection.
-        gc.collect()
-        gc.freeze()
+        # Wait a little for the model (a local load takes well under a second, and a service
+        # that starts ready is simpler to run); past that, serve and let the load finish.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(first_load.wait(), STARTUP_MODEL_WAIT_SECONDS)
+        if holder.loading is not None:
+            log.warning("serving before a model is loaded", extra={"waiting_for": holder.loading})
         try:
             yield
         finally:
@@ -277,8 +320,11 @@ def create_app(
                 with contextlib.suppress(asyncio.CancelledError):
                     await follower
             if checkpoint is not None:
-                checkpoint.stop()
+                checkpoint.stop()  # a last TRUNCATE checkpoint: the WAL ends at 0 bytes
             engine.dispose()
+            # The online store's engine on the same file too: SQLite deletes the WAL when the
+            # last connection to the database closes.
+            dispose_engines(s.service_database_url)
 
     app = FastAPI(
         title="tradecredit scoring service",

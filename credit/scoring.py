@@ -29,10 +29,12 @@ import logging
 import math
 import re
 import shutil
-from collections.abc import Mapping, Sequence
+import tempfile
+import threading
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -52,6 +54,7 @@ CHAMPION_URI = f"models:/{MODEL_NAME}@champion"
 BUNDLE_FORMAT = 1
 
 FloatArray = npt.NDArray[np.float64]
+_T = TypeVar("_T")
 
 
 class ModelUnavailableError(RuntimeError):
@@ -459,12 +462,18 @@ class ScoringModel:
         model_uri: str = CHAMPION_URI,
         tracking_uri: str | None = None,
         cache_dir: str | Path | None = None,
+        registry_timeout: float | None = None,
     ) -> ScoringModel:
         """Load a registered model, e.g. ``models:/tradecredit-pd@champion`` or ``.../3``.
 
         The model is downloaded into ``cache_dir`` (default ``<data_dir>/model_cache``) and a
         pointer for ``model_uri`` is written there; when the registry cannot be reached the last
         cached copy for the same URI is used (and a warning logged).
+
+        ``registry_timeout`` bounds the whole registry call (lookup and download) in seconds;
+        past it the registry counts as unreachable. MLflow's own HTTP client retries a refused
+        or failing request 7 times with backoff (about 4 minutes) before giving up, so the
+        service passes its ``registry_timeout_seconds`` here. ``None``: no bound (commands).
 
         Raises
         ------
@@ -477,10 +486,23 @@ class ScoringModel:
         cache = Path(cache_dir) if cache_dir else settings.data_dir / "model_cache"
         name, ref = _parse_models_uri(model_uri)
         pointer = cache / name / f"{_safe(ref)}.json"
+        uri = tracking_uri or settings.tracking_uri
         try:
-            version, run_id, bundle = _download(
-                name, ref, tracking_uri or settings.tracking_uri, cache / name
-            )
+            if registry_timeout is None:
+                version, run_id, bundle = _download(name, ref, uri, cache / name)
+            else:
+                log.info(
+                    "waiting up to %g s for the model registry at %s (%s); then the cached copy",
+                    registry_timeout,
+                    redact_uri(uri),
+                    model_uri,
+                )
+                version, run_id, bundle = _with_deadline(
+                    lambda: _download(name, ref, uri, cache / name),
+                    registry_timeout,
+                    f"model registry at {redact_uri(uri)} did not answer "
+                    f"within {registry_timeout:g} s",
+                )
         except ModelUnavailableError:
             raise
         except Exception as exc:  # registry unreachable: fall back to the local copy
@@ -513,6 +535,37 @@ class ScoringModel:
 # --------------------------------------------------------------------------------------------
 # helpers
 # --------------------------------------------------------------------------------------------
+
+
+def redact_uri(uri: str) -> str:
+    """``uri`` without its user part (``scheme://***@host/...``: it may hold a password or a
+    token), for logs and /readyz."""
+    return re.sub(r"(?<=://)[^/@]*@", "***@", uri)
+
+
+def _with_deadline(fn: Callable[[], _T], seconds: float, message: str) -> _T:
+    """``fn()`` on a daemon thread; ``TimeoutError(message)`` when it takes over ``seconds``.
+
+    A thread blocked in the registry client cannot be interrupted: past the deadline it is left
+    to finish (or fail) on its own, and being a daemon it never holds the process open.
+    """
+    out: list[_T] = []
+    err: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            out.append(fn())
+        except BaseException as exc:  # handed to the caller
+            err.append(exc)
+
+    t = threading.Thread(target=run, name="model-registry", daemon=True)
+    t.start()
+    t.join(seconds)
+    if t.is_alive():
+        raise TimeoutError(message)
+    if err:
+        raise err[0]
+    return out[0]
 
 
 def _jsonable(obj: Any) -> Any:
@@ -578,19 +631,23 @@ def _download(name: str, ref: str, tracking_uri: str, cache: Path) -> tuple[str,
     target = cache / version
     bundle = _find_bundle(target)
     if bundle is None:
-        tmp = cache / f".{version}.partial"
-        if tmp.exists():
-            shutil.rmtree(tmp)
-        tmp.mkdir(parents=True)
-        # Resolve the version's storage location through this client: a bare models:/ URI
-        # would be resolved against MLflow's process-wide registry URI instead.
-        source = client.get_model_version_download_uri(name, version)
-        download_artifacts(artifact_uri=source, dst_path=str(tmp), tracking_uri=tracking_uri)
-        if _find_bundle(tmp) is None:
-            raise ModelUnavailableError(f"models:/{name}/{version} holds no scoring bundle")
-        if target.exists():
-            shutil.rmtree(target)
-        tmp.replace(target)
+        # A folder of this call's own: a download abandoned past its deadline (see
+        # ScoringModel.load) may still be writing into another one.
+        cache.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{version}.", suffix=".partial", dir=cache))
+        try:
+            # Resolve the version's storage location through this client: a bare models:/ URI
+            # would be resolved against MLflow's process-wide registry URI instead.
+            source = client.get_model_version_download_uri(name, version)
+            download_artifacts(artifact_uri=source, dst_path=str(tmp), tracking_uri=tracking_uri)
+            if _find_bundle(tmp) is None:
+                raise ModelUnavailableError(f"models:/{name}/{version} holds no scoring bundle")
+            if _find_bundle(target) is None:  # another download may have finished meanwhile
+                if target.exists():
+                    shutil.rmtree(target)
+                tmp.replace(target)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
         bundle = _find_bundle(target)
     if bundle is None:  # pragma: no cover - just written
         raise ModelUnavailableError(f"models:/{name}/{version} holds no scoring bundle")

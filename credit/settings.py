@@ -35,6 +35,14 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("MLFLOW_TRACKING_URI", "TRADECREDIT_MLFLOW_TRACKING_URI"),
         description="MLflow tracking URI. Default: SQLite store mlflow.db in the data directory.",
     )
+    registry_timeout_seconds: float = Field(
+        default=15.0,
+        gt=0,
+        le=600,
+        description="How long the service waits for the model registry (lookup and download) "
+        "before it serves the cached champion instead. MLflow's own client would retry an "
+        "unreachable server for about 4 minutes.",
+    )
     # --- scoring service (`credit serve`) ---
     api_host: str = Field(default="127.0.0.1", description="Address `credit serve` binds.")
     api_port: int = Field(default=8000, ge=1, le=65535, description="Port `credit serve` binds.")

@@ -57,7 +57,7 @@ def readyz(request: Request) -> JSONResponse:
         "model": (
             {"ok": True, **model.identity(), "loaded_from": model.loaded_from}
             if model is not None
-            else {"ok": False, "reason": state.models.error or "not loaded"}
+            else {"ok": False, "reason": state.models.status}
         ),
         "audit_log": {"ok": state.audit.ping()},
         "online_store": (

@@ -55,6 +55,7 @@ def champion(data_dir: Path) -> dict[str, Any]:
 def test_api_cli_and_batch_give_the_same_decision(champion: dict[str, Any], tmp_path: Path) -> None:
     app = create_app()
     with TestClient(app) as c:
+        assert app.state.service.models.wait(60)  # loaded in the background
         _, key = create_key(app.state.service.engine, "bank-a", "lender")
         r = c.post(
             "/v1/score",
@@ -264,6 +265,7 @@ def test_posted_records_are_scored_through_the_online_feature_path(
 
     app = create_app()
     with TestClient(app) as c:
+        assert app.state.service.models.wait(60)  # loaded in the background
         engine = app.state.service.engine
         _, key = create_key(engine, "bank-a", "lender")
         r = c.post("/v1/score", json=POSTED, headers={"X-API-Key": key})
@@ -286,6 +288,7 @@ def test_restart_with_the_registry_unreachable_serves_the_cached_champion(
 ) -> None:
     app = create_app()
     with TestClient(app) as c:
+        assert app.state.service.models.wait(60)  # loaded in the background
         model = c.get("/readyz").json()["checks"]["model"]
         assert model["loaded_from"] == "registry"
         _, key = create_key(app.state.service.engine, "bank-a", "lender")
@@ -296,6 +299,7 @@ def test_restart_with_the_registry_unreachable_serves_the_cached_champion(
     get_settings.cache_clear()
     app = create_app()
     with TestClient(app) as c:
+        assert app.state.service.models.wait(60)  # loaded in the background
         ready = c.get("/readyz").json()
         assert ready["ready"] is True
         assert ready["checks"]["model"]["loaded_from"] == "cache"

@@ -61,6 +61,7 @@ def running_service(
     holder = {"model": model}
     app = create_app(settings=settings, model_loader=lambda s: holder["model"], online_store=store)
     with TestClient(app, raise_server_exceptions=False) as client:
+        assert app.state.service.models.wait(60)  # the model loads in the background
         engine = app.state.service.engine
         keys = {name: create_key(engine, tenant, role)[1] for name, tenant, role in KEYS}
         yield {

@@ -61,6 +61,7 @@ def service_on_registry(data_dir: Path) -> Iterator[tuple[TestClient, Any, dict[
     settings = Settings(**{**settings.model_dump(), "api_rate_limit": 0})
     app = create_app(settings=settings, online_store=make_store())
     with TestClient(app, raise_server_exceptions=False) as c:
+        assert app.state.service.models.wait(60)  # the model loads in the background
         engine = app.state.service.engine
         keys = {
             "lender": create_key(engine, "bank-a", "lender")[1],
