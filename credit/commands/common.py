@@ -44,7 +44,12 @@ def load_champion() -> ScoringModel:
     from credit.settings import get_settings
 
     try:
-        return ScoringModel.load(CHAMPION_URI, tracking_uri=get_settings().tracking_uri)
+        settings = get_settings()
+        return ScoringModel.load(
+            CHAMPION_URI,
+            tracking_uri=settings.tracking_uri,
+            registry_timeout=settings.registry_timeout_seconds,
+        )
     except ModelUnavailableError as exc:
         raise fail(str(exc)) from exc
 

@@ -275,3 +275,22 @@ def test_a_slow_model_load_does_not_hold_startup(tmp_path: Path) -> None:
         assert c.get("/readyz").status_code == 200
         r = c.post("/v1/score", json={"firm_id": "F0001"}, headers={"X-API-Key": key})
         assert r.status_code == 200, r.text
+
+
+def test_readyz_reads_the_online_store_itself(tmp_path: Path, tiny_model: ScoringModel) -> None:
+    """``/readyz`` said the online store was fine while it was down: it pinged the audit log."""
+    from tests.reliability.conftest import running_service
+
+    with running_service(tmp_path, tiny_model) as svc:
+        c, store = svc["client"], svc["store"]
+        assert c.get("/readyz").json()["checks"]["online_store"] == {"ok": True}
+        store.fail = True
+        try:
+            r = c.get("/readyz")
+        finally:
+            store.fail = False
+        assert r.status_code == 503
+        assert r.json()["checks"]["online_store"] == {
+            "ok": False,
+            "reason": "online store unreadable: ConnectionError",
+        }
