@@ -122,7 +122,8 @@ def main() -> None:
     from features.catalog import feature_names
     from features.pipeline import build
     from models.dataset import from_frame
-    from models.train import load_params, train_cv
+    from models.params import load_params
+    from models.train import train_cv
 
     df = pd.read_csv(src)
     if a.rows:

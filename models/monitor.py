@@ -33,9 +33,6 @@ from credit.settings import get_settings
 from features.pipeline import store_horizon
 from models import htmlkit, tracking
 from models.baseline import BASELINE_ARTIFACT, PSI_ALERT, PSI_WARN, Bins, status
-from models.baseline import build_baseline as build_baseline  # re-exported for callers
-from models.baseline import fit_bins as fit_bins  # re-exported
-from models.baseline import psi as psi  # re-exported
 from models.params import load_params
 
 # ---------------------------------------------------------------------------------------------
@@ -85,7 +82,7 @@ def compare(
 
     Parameters
     ----------
-    baseline : what :func:`build_baseline` wrote for ``model``.
+    baseline : what :func:`models.baseline.build_baseline` wrote for ``model``.
     model : the model that scored the population.
     X : the population's feature matrix (``model.feature_names`` order).
     scores, grades, pds : as recorded (default: recomputed with ``model``).

@@ -2,9 +2,9 @@
 
 The top of the ``models`` package: it logs what training produced (``models/train.py``), its
 plots (``models/plots.py``) and report (``models/report.py``), and nothing in ``models``
-imports it. The store itself (:func:`configure`, :func:`client`, :func:`champion_version`) is in
-``models/tracking.py``, re-exported here. Models are promoted by alias (``champion``), never by
-stage.
+imports it. The store itself (``configure``, ``client``, ``champion_version``) is in
+``models/tracking.py``: import it from there. Models are promoted by alias (``champion``),
+never by stage.
 
 MLflow (and ``models/pyfunc.py``, which imports it) is imported inside the functions that log or
 read runs: it takes seconds to import.
@@ -39,7 +39,6 @@ from models.tracking import (
     client,
     configure,
 )
-from models.tracking import EXPERIMENT as EXPERIMENT  # re-exported (notebooks)
 from models.train import TrainReport
 
 

@@ -33,7 +33,6 @@ from models import htmlkit, tracking
 from models.baseline import BASELINE_ARTIFACT
 from models.evaluate import compare_auc, describe_auc_difference
 from models.evaluate import metrics as compute_metrics
-from models.summary import summarize_data as summarize_data  # re-exported: callers import it here
 from models.tracking import TARGET_COLUMN
 from models.train import TrainReport
 

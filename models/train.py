@@ -23,8 +23,6 @@ from models.baseline import build_baseline
 from models.calibrate import choose_calibrator
 from models.dataset import TrainingData
 from models.evaluate import compare_auc, evaluate, metrics
-from models.params import PARAMS_PATH as PARAMS_PATH  # re-exported: callers import them here
-from models.params import load_params as load_params
 from models.scorecard import ScorecardModel, fit_scorecard
 from models.splits import stratified_folds, stratified_holdout, time_split
 from models.summary import summarize_data

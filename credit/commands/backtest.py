@@ -50,7 +50,7 @@ def backtest(
     from credit.commands.train import _fail, _load_data, _parse_params
     from credit.settings import get_settings
     from models import backtest as bt
-    from models.train import load_params
+    from models.params import load_params
 
     console = Console(stderr=True)
     try:

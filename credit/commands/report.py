@@ -23,12 +23,12 @@ def report(
     from mlflow.exceptions import MlflowException
 
     from credit.scoring import MODEL_NAME, ModelUnavailableError
-    from models import registry
+    from models import tracking
     from models.report import REPORT_ARTIFACT, build_report
 
     try:
-        uri = registry.configure()
-        mv = registry.client(uri).get_model_version(MODEL_NAME, str(version))
+        uri = tracking.configure()
+        mv = tracking.client(uri).get_model_version(MODEL_NAME, str(version))
         text = build_report(mv.run_id, version=str(version), tracking_uri=uri)
     except (MlflowException, ModelUnavailableError, ValueError) as exc:
         typer.echo(f"error: cannot build the report of version {version}: {exc}", err=True)
@@ -42,5 +42,5 @@ def report(
         with tempfile.TemporaryDirectory() as tmp:
             p = Path(tmp) / REPORT_ARTIFACT
             p.write_text(text, encoding="utf-8")
-            registry.client(uri).log_artifact(mv.run_id, str(p))
+            tracking.client(uri).log_artifact(mv.run_id, str(p))
     typer.echo(f"wrote {path} ({len(text) // 1024} KiB) for {MODEL_NAME} version {version}")

@@ -104,7 +104,7 @@ def train(
 
     console = Console(stderr=True)
     t_start = time.perf_counter()
-    from models.train import load_params
+    from models.params import load_params
 
     try:
         cfg = load_params(params_file, _parse_params(param))

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from credit.scoring import ScoringModel
-from models import registry
+from models import registry, tracking
 from models.dataset import from_frame
 from models.train import train_time_split
 from tests.model.helpers import make_frame, tiny_cfg
@@ -99,11 +99,11 @@ def test_train_register_promote_and_load_through_the_server(mlflow_server, monke
     reg = registry.log_training(report)
     assert reg.version == "1"
     assert registry.promote(reg.version, cfg=cfg).promoted
-    assert registry.champion_version() == "1"
+    assert tracking.champion_version() == "1"
 
     model = ScoringModel.load("models:/tradecredit-pd@champion")
     assert model.identity() == {"name": "tradecredit-pd", "version": "1", "run_id": reg.run_id}
     np.testing.assert_allclose(model.predict(report.eval_x).pd, report.eval_pd, atol=1e-12)
-    run = registry.client().get_run(reg.run_id)
+    run = tracking.client().get_run(reg.run_id)
     assert run.data.metrics["oot_auc"] == pytest.approx(report.metrics["auc"])
     assert [r["aliases"] for r in registry.list_versions()] == ["champion"]

@@ -9,7 +9,8 @@ import pandas as pd
 
 from credit.scoring import ScoringModel
 from models.dataset import TrainingData, from_frame
-from models.train import fit_model, load_params
+from models.params import load_params
+from models.train import fit_model
 
 
 def make_frame(n: int = 600, seed: int = 0, signal: float = 1.0) -> pd.DataFrame:

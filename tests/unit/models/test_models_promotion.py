@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from credit.scoring import ModelUnavailableError, ScoringModel
-from models import registry
+from models import registry, tracking
 from models.dataset import from_frame
 from models.train import train_time_split
 from tests.model.helpers import make_frame, tiny_cfg
@@ -30,7 +30,7 @@ def test_gate_refuses_a_worse_challenger_and_the_alias_stays(data_dir) -> None:
     assert good.version == "1"
     first = registry.promote("1", cfg=tiny_cfg())
     assert first.promoted and first.previous is None
-    assert registry.champion_version() == "1"
+    assert tracking.champion_version() == "1"
 
     # A challenger trained on (almost) no signal, judged on its own out-of-time rows.
     worse = registry.log_training(_report(signal=0.05))
@@ -42,13 +42,13 @@ def test_gate_refuses_a_worse_challenger_and_the_alias_stays(data_dir) -> None:
     gain = res.auc_gain
     assert gain["diff"] == pytest.approx(res.challenger["auc"] - res.champion["auc"], abs=1e-6)
     assert gain["ci_low"] < gain["diff"] < gain["ci_high"]
-    assert registry.champion_version() == "1"  # the alias did not move
+    assert tracking.champion_version() == "1"  # the alias did not move
 
     with pytest.raises(ValueError, match="--force needs --reason"):
         registry.promote(worse.version, force=True, cfg=tiny_cfg())
     forced = registry.promote(worse.version, force=True, reason="incident drill", cfg=tiny_cfg())
-    assert forced.promoted and registry.champion_version() == worse.version
-    c = registry.client()
+    assert forced.promoted and tracking.champion_version() == worse.version
+    c = tracking.client()
     tags = c.get_model_version(registry.MODEL_NAME, worse.version).tags
     assert tags["promotion_reason"] == "incident drill"
     assert tags["promoted_from"] == "1" and tags["promotion_forced"] == "true"
@@ -110,8 +110,8 @@ def test_pyfunc_returns_pd_score_grade(data_dir) -> None:
     }
     assert "pyfunc_model.py" in files and {"model.txt", "calibrator.json", "meta.json"} <= files
     assert not [f for f in files if f.endswith((".pkl", ".pickle", ".joblib"))], files
-    run = registry.client().get_run(reg.run_id)
+    run = tracking.client().get_run(reg.run_id)
     assert run.data.tags["catalog_version"] == "none"
     assert "oot_auc" in run.data.metrics and "oot_ece" in run.data.metrics
-    arts = {a.path for a in registry.client().list_artifacts(reg.run_id, "plots")}
+    arts = {a.path for a in tracking.client().list_artifacts(reg.run_id, "plots")}
     assert {"plots/roc.png", "plots/reliability.png", "plots/shap_summary.png"} <= arts

@@ -8,16 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.monitor import (
-    Bins,
-    build_baseline,
-    compare,
-    fit_bins,
-    grade_migration,
-    outcomes_by_grade,
-    psi,
-    status,
-)
+from models.baseline import Bins, build_baseline, fit_bins, psi, status
+from models.monitor import compare, grade_migration, outcomes_by_grade
 from tests.model.helpers import make_frame, train_tiny
 
 

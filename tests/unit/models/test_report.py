@@ -12,7 +12,8 @@ from typer.testing import CliRunner
 from credit.cli import app
 from models import registry
 from models.dataset import from_frame
-from models.report import SECTIONS, summarize_data
+from models.report import SECTIONS
+from models.summary import summarize_data
 from models.train import train_time_split
 from tests.model.helpers import make_frame, tiny_cfg
 
