@@ -5,7 +5,8 @@ alone take about 4 minutes), and what the service leaves on disk (issue 17, item
   the load waits for until the cached champion is in, within the registry timeout;
 - SIGTERM ends the process within seconds, also while the load is still waiting;
 - after decisions and a clean shutdown the WAL is gone (or empty) and ``service.db`` is 0600;
-- the WAL is emptied while the service runs, not only at shutdown.
+- the WAL is emptied while the service runs (past its size limit, and periodically), not only
+  at shutdown.
 """
 
 from __future__ import annotations
@@ -202,19 +203,51 @@ def test_a_new_sqlite_database_is_owner_only_and_an_open_one_is_narrowed(tmp_pat
     assert stat.S_IMODE(old.stat().st_mode) == 0o600
 
 
-def test_the_wal_is_truncated_while_running_not_only_at_shutdown(tmp_path: Path) -> None:
+def _wal_bytes(db: Path) -> int:
+    wal = Path(f"{db}-wal")
+    return wal.stat().st_size if wal.exists() else 0
+
+
+def _write_blobs(engine: sa.Engine, n: int) -> None:
+    for _ in range(n):
+        with engine.begin() as conn:
+            conn.execute(sa.text("INSERT INTO t VALUES (randomblob(20000))"))
+
+
+def test_a_wal_past_its_limit_is_truncated_once_readers_leave(tmp_path: Path) -> None:
+    """Under steady traffic a reader pins the log, so it grows past the limit; the thread
+    empties it as soon as the readers let it, without waiting for the periodic round."""
     db = tmp_path / "service.db"
     engine = make_engine(f"sqlite:///{db}")
-    checkpoint = BackgroundCheckpoint(engine, interval=0.05)
-    checkpoint.wal_limit = 256 * 1024  # a TRUNCATE once the log passes 256 KiB
-    wal = Path(f"{db}-wal")
+    checkpoint = BackgroundCheckpoint(engine, interval=0.05, truncate_interval=3600.0)
+    checkpoint.wal_limit = 256 * 1024
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text("CREATE TABLE t (x BLOB)"))
+        with engine.connect() as reader:
+            reader.exec_driver_sql("BEGIN")  # a read transaction open on a snapshot of the log
+            reader.exec_driver_sql("SELECT count(*) FROM t").scalar_one()
+            _write_blobs(engine, 50)  # about 1 MB that no checkpoint can move past the reader
+            assert _wal_bytes(db) > checkpoint.wal_limit
+            time.sleep(0.5)  # rounds come and go: the reader still holds the log
+            assert _wal_bytes(db) > checkpoint.wal_limit
+            reader.exec_driver_sql("COMMIT")
+        _until(lambda: _wal_bytes(db) == 0, 10, "the WAL over its limit emptied")
+        assert checkpoint.truncations >= 1
+    finally:
+        checkpoint.stop()
+        engine.dispose()
 
-    def wal_bytes() -> int:
-        return wal.stat().st_size if wal.exists() else 0
 
+def test_the_wal_is_truncated_periodically_and_at_shutdown(tmp_path: Path) -> None:
+    """A log under the limit is emptied every ``truncate_interval`` seconds while the engine
+    is open, not only at shutdown; and :meth:`stop` leaves it empty."""
+    db = tmp_path / "service.db"
+    engine = make_engine(f"sqlite:///{db}")
+    checkpoint = BackgroundCheckpoint(engine, interval=0.05, truncate_interval=0.5)
     stop = threading.Event()
 
-    def reader() -> None:  # a reader nearly always inside the log, as under steady traffic
+    def reader() -> None:  # readers in and out of the log, as under steady traffic
         while not stop.is_set():
             with engine.connect() as conn:
                 conn.execute(sa.text("SELECT count(*) FROM t")).scalar_one()
@@ -225,20 +258,19 @@ def test_the_wal_is_truncated_while_running_not_only_at_shutdown(tmp_path: Path)
         threads = [threading.Thread(target=reader) for _ in range(2)]
         for t in threads:
             t.start()
-        for _ in range(200):  # about 4 MB through the log
-            with engine.begin() as conn:
-                conn.execute(sa.text("INSERT INTO t VALUES (randomblob(20000))"))
+        _write_blobs(engine, 5)  # about 100 KB, far under the 64 MB limit
         stop.set()
         for t in threads:
             t.join()
-        _until(lambda: wal_bytes() == 0, 10, "the WAL emptied while the engine is open")
-        with engine.begin() as conn:
-            conn.execute(sa.text("INSERT INTO t VALUES (randomblob(20000))"))
-        assert wal_bytes() > 0
+        _until(lambda: _wal_bytes(db) == 0, 10, "the WAL emptied while the engine is open")
+        assert checkpoint.truncations >= 1  # by the periodic round: the log never neared 64 MB
+        _write_blobs(engine, 1)
+        assert _wal_bytes(db) > 0
     finally:
         stop.set()
+        checkpoint.truncate_interval = 3600.0  # only the last checkpoint at stop is left
         checkpoint.stop()
-    assert wal.stat().st_size == 0  # the last checkpoint at stop empties it
+    assert _wal_bytes(db) == 0  # the last checkpoint at stop empties it
     engine.dispose()
 
 
