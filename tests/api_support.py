@@ -67,6 +67,37 @@ def train_model(seed: int = 0, n_trees: int = 30, version: str = "1") -> Scoring
     )
 
 
+def posted_body(as_of: str = "2025-06-30", **payment: Any) -> dict[str, Any]:
+    """A ``POST /v1/score`` body with posted records: firm F0001 and one settlement, whose
+    fields ``payment`` overrides (e.g. ``counterparty_id=``, ``amount_usd=``)."""
+    return {
+        "as_of": as_of,
+        "firm": {
+            "firm_id": "F0001",
+            "registered_at": "2021-04-12",
+            "business_model": "b2c",
+            "main_category": "home_furnishings",
+            "home_region": "CN-ZJ",
+        },
+        "records": {
+            "payments": [
+                {
+                    "payment_id": "P1",
+                    "firm_id": "F0001",
+                    "kind": "settlement",
+                    "direction": "in",
+                    "amount_usd": 1712.0,
+                    "currency": "USD",
+                    "counterparty_id": "amazon",
+                    "occurred_at": "2025-05-20",
+                    "paid_at": "2025-05-20",
+                    **payment,
+                }
+            ]
+        },
+    }
+
+
 def firm_features(i: int) -> dict[str, Any]:
     rng = np.random.default_rng(1000 + i)
     months = float(rng.integers(1, 60))

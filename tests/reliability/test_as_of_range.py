@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from typer.testing import CliRunner
 
 from credit.cli import app as cli
-from tests.api_support import catalog_frame, train_catalog_model
+from tests.api_support import catalog_frame, posted_body, train_catalog_model
 from tests.reliability.conftest import h, running_service
 
 #: Out of range: year 1 with a positive offset (before 0001-01-01 in UTC), before 1900, far
@@ -50,34 +50,6 @@ def _decisions(svc: dict[str, Any]) -> int:
         return int(conn.execute(sa.text("SELECT count(*) FROM decisions")).scalar_one())
 
 
-def _posted(as_of: str) -> dict[str, Any]:
-    return {
-        "as_of": as_of,
-        "firm": {
-            "firm_id": "F0001",
-            "registered_at": "2021-04-12",
-            "business_model": "b2c",
-            "main_category": "home_furnishings",
-            "home_region": "CN-ZJ",
-        },
-        "records": {
-            "payments": [
-                {
-                    "payment_id": "P1",
-                    "firm_id": "F0001",
-                    "kind": "settlement",
-                    "direction": "in",
-                    "amount_usd": 1712.0,
-                    "currency": "USD",
-                    "counterparty_id": "amazon",
-                    "occurred_at": "2025-05-20",
-                    "paid_at": "2025-05-20",
-                }
-            ]
-        },
-    }
-
-
 def _names_as_of_and_range(detail: Any, loc: str) -> None:
     assert isinstance(detail, list), detail
     hit = [d for d in detail if d["loc"] == loc]
@@ -101,7 +73,7 @@ def test_score_posted_records_with_as_of_out_of_range_is_422(
     svc: dict[str, Any], as_of: str
 ) -> None:
     before = _decisions(svc)
-    r = svc["client"].post("/v1/score", json=_posted(as_of), headers=h(svc["keys"]["a_lender"]))
+    r = svc["client"].post("/v1/score", json=posted_body(as_of), headers=h(svc["keys"]["a_lender"]))
     assert r.status_code == 422, (r.status_code, r.text[:300])
     _names_as_of_and_range(r.json()["detail"], "body.as_of")
     assert _decisions(svc) == before
@@ -113,8 +85,8 @@ def test_batch_item_with_as_of_out_of_range_fails_alone(svc: dict[str, Any], as_
     items = [
         {"firm_id": "F0001", "as_of": as_of},
         {"firm_id": "F0002"},
-        _posted(as_of),
-        _posted("2025-06-30"),
+        posted_body(as_of),
+        posted_body("2025-06-30"),
     ]
     r = svc["client"].post(
         "/v1/score/batch", json={"items": items}, headers=h(svc["keys"]["a_lender"])
@@ -148,7 +120,7 @@ def test_as_of_within_the_range_is_scored(svc: dict[str, Any]) -> None:
         r = svc["client"].post("/v1/score", json={"firm_id": "F0001", "as_of": as_of}, headers=key)
         # before 2025-06-30 the store has no features for the firm: a 404, not a range error
         assert r.status_code == (200 if as_of[:4] > "2024" else 404), (as_of, r.text[:300])
-        r = svc["client"].post("/v1/score", json=_posted(as_of), headers=key)
+        r = svc["client"].post("/v1/score", json=posted_body(as_of), headers=key)
         assert r.status_code == 200, (as_of, r.status_code, r.text[:300])
 
 

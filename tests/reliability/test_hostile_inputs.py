@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from credit.cli import app as cli
 from credit.scoring import ScoringModel
+from tests.api_support import posted_body
 from tests.reliability.conftest import h, running_service
 
 
@@ -104,38 +105,12 @@ def test_path_tricks_in_file_arguments(tmp_path: Path) -> None:
         assert "cannot open the record store" in json.loads(res.stdout)["errors"][0]
 
 
-def _posted(**payment_overrides: Any) -> dict[str, Any]:
-    payment = {
-        "payment_id": "P1",
-        "firm_id": "F0001",
-        "kind": "settlement",
-        "direction": "in",
-        "amount_usd": 1712.0,
-        "currency": "USD",
-        "counterparty_id": "amazon",
-        "occurred_at": "2025-05-20",
-        "paid_at": "2025-05-20",
-        **payment_overrides,
-    }
-    return {
-        "as_of": "2025-06-30",
-        "firm": {
-            "firm_id": "F0001",
-            "registered_at": "2021-04-12",
-            "business_model": "b2c",
-            "main_category": "home_furnishings",
-            "home_region": "CN-ZJ",
-        },
-        "records": {"payments": [payment]},
-    }
-
-
 @pytest.mark.parametrize(
     "raw_amount",
     ["1e308", "1e309", "-1e309", "NaN", "Infinity", "-Infinity", "9" * 400, "1" + "0" * 5000],
 )
 def test_enormous_numbers_nan_and_infinity_are_422(svc: dict[str, Any], raw_amount: str) -> None:
-    body = json.dumps(_posted(amount_usd=0.5)).replace(
+    body = json.dumps(posted_body(amount_usd=0.5)).replace(
         '"amount_usd": 0.5', f'"amount_usd": {raw_amount}'
     )
     assert raw_amount in body
@@ -172,7 +147,7 @@ def test_extreme_dates(svc: dict[str, Any], payload: dict[str, Any]) -> None:
 def test_year_9999_in_posted_records_is_refused(svc: dict[str, Any]) -> None:
     r = svc["client"].post(
         "/v1/score",
-        json=_posted(occurred_at="9999-12-31", paid_at="9999-12-31"),
+        json=posted_body(occurred_at="9999-12-31", paid_at="9999-12-31"),
         headers=h(svc["keys"]["a_lender"]),
     )
     _clear_4xx(r, 422)
@@ -217,7 +192,7 @@ def test_oversized_bodies(svc: dict[str, Any]) -> None:
     _clear_4xx(c.post("/v1/score", json=huge_id, headers=key), 422)
     items = {"items": [{"firm_id": "F0001"}] * 1001}
     _clear_4xx(c.post("/v1/score/batch", json=items, headers=key), 422)
-    records = _posted()
+    records = posted_body()
     records["records"]["payments"] = records["records"]["payments"] * 5001
     _clear_4xx(c.post("/v1/score", json=records, headers=key), 413, 422)
     _clear_4xx(

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from api.logging import JsonFormatter
 from credit.keys import create_key, parse_key, revoke_key
 from credit.scoring import ScoringModel
+from tests.api_support import posted_body
 from tests.reliability.conftest import h, running_service
 
 
@@ -174,9 +175,9 @@ def test_logs_never_contain_keys_tokens_or_posted_records(
             )
             wrong = keys["a_lender"][:-4] + "zzzz"
             c.post("/v1/score", json={"firm_id": "F0001"}, headers=h(wrong))
-            posted = _posted_body(marker)
+            posted = posted_body(counterparty_id=marker)
             c.post("/v1/score", json=posted, headers=h(keys["a_lender"]))
-            bad = _posted_body(marker)
+            bad = posted_body(counterparty_id=marker)
             bad["records"]["payments"][0]["amount_usd"] = -1.0
             r = c.post("/v1/score", json=bad, headers=h(keys["a_lender"]))
             assert r.status_code == 422 and marker not in r.text  # input not echoed
@@ -200,31 +201,3 @@ def test_logs_never_contain_keys_tokens_or_posted_records(
     assert wrong not in text
     assert token not in text and token.split(".")[-1] not in text
     assert marker not in text and "2025-05-20" not in text
-
-
-def _posted_body(marker: str) -> dict[str, Any]:
-    return {
-        "as_of": "2025-06-30",
-        "firm": {
-            "firm_id": "F0001",
-            "registered_at": "2021-04-12",
-            "business_model": "b2c",
-            "main_category": "home_furnishings",
-            "home_region": "CN-ZJ",
-        },
-        "records": {
-            "payments": [
-                {
-                    "payment_id": "P1",
-                    "firm_id": "F0001",
-                    "kind": "settlement",
-                    "direction": "in",
-                    "amount_usd": 1712.0,
-                    "currency": "USD",
-                    "counterparty_id": marker,
-                    "occurred_at": "2025-05-20",
-                    "paid_at": "2025-05-20",
-                }
-            ]
-        },
-    }
