@@ -128,30 +128,19 @@ def train(
         ]
         from models.train import train_cv, train_time_split
 
+        common: dict[str, Any] = {
+            "monotone": extras.get("monotone"),
+            "reason_texts": extras.get("reason_texts"),
+            "catalog_version": extras.get("catalog_version"),
+            "segments": segments,
+            "with_scorecard": not no_scorecard,
+            "progress": progress,
+        }
         with console.status("training"):
             if data.times is not None and not cv:
-                report = train_time_split(
-                    data,
-                    cfg,
-                    monotone=extras.get("monotone"),
-                    reason_texts=extras.get("reason_texts"),
-                    catalog_version=extras.get("catalog_version"),
-                    segments=segments,
-                    horizon=extras.get("horizon"),
-                    with_scorecard=not no_scorecard,
-                    progress=progress,
-                )
+                report = train_time_split(data, cfg, horizon=extras.get("horizon"), **common)
             else:
-                report = train_cv(
-                    data,
-                    cfg,
-                    monotone=extras.get("monotone"),
-                    reason_texts=extras.get("reason_texts"),
-                    catalog_version=extras.get("catalog_version"),
-                    segments=segments,
-                    with_scorecard=not no_scorecard,
-                    progress=progress,
-                )
+                report = train_cv(data, cfg, **common)
         if truth is not None:
             report.oracle_auc = _oracle_auc(truth, report)
     except (ValueError, FileNotFoundError, KeyError) as exc:
