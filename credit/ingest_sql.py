@@ -328,7 +328,9 @@ def verdict_select(rt: RecordType, stage: str, line_offset: int, plan: CheckPlan
         )
         ref_branches.append(f"WHEN s.{q(f.name)} IS NOT NULL AND {alias}.k IS NULL THEN {code}")
     dup = plan.add(
-        rt.id_field, f"duplicate {rt.id_field} in this file (its first valid row is kept)"
+        rt.id_field,
+        f"duplicate {rt.id_field}: an earlier valid row of the same file or request has it "
+        "(that row is kept)",
     )
     conflict = plan.add(
         rt.id_field,

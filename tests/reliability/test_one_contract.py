@@ -170,7 +170,7 @@ def _field_cases(rt_name: str, f: FieldSpec) -> list[Case]:
                 rt_name,
                 {},
                 f.name,
-                f"duplicate {f.name} in this file",
+                f"duplicate {f.name}: an earlier valid row",
                 False,
                 duplicate=True,
                 kind="duplicate",
@@ -393,7 +393,8 @@ def test_every_rejected_record_of_a_request_is_listed(svc: dict[str, Any]) -> No
         (
             "body.records.payments.5.payment_id",
             "P5",
-            "duplicate payment_id in this file (its first valid row is kept)",
+            "duplicate payment_id: an earlier valid row of the same file or request has it "
+            "(that row is kept)",
         ),
     ]  # fmt: skip
     assert _decisions(svc) == before

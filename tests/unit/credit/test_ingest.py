@@ -158,7 +158,7 @@ def test_duplicate_ids_in_a_file_keep_the_first_valid_row(tmp_path: Path) -> Non
     ]
     got = rows(store, "SELECT line, field, reason FROM rejected ORDER BY line")
     assert [(g[0], g[1]) for g in got] == [(2, "amount_usd"), (4, "payment_id"), (6, "payment_id")]
-    assert got[1][2].startswith("duplicate payment_id in this file")
+    assert got[1][2].startswith("duplicate payment_id: an earlier valid row")
 
 
 def test_same_files_twice_add_nothing(tmp_path: Path) -> None:
