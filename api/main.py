@@ -32,7 +32,17 @@ from api.logging import configure_logging, request_id_var
 from api.metrics import Metrics
 from api.ratelimit import TokenBucket
 from api.reloads import follow_reloads, latest_reload
-from api.routes import decisions, health, model, offers, score, sellers
+from api.routes import (
+    consents,
+    decisions,
+    health,
+    model,
+    offers,
+    records,
+    score,
+    seller_consents,
+    sellers,
+)
 from credit.audit import AuditLog
 from credit.db import BackgroundCheckpoint, dispose_engines, make_engine, upgrade
 from credit.scoring import CHAMPION_URI, ScoringModel, redact_uri
@@ -344,4 +354,7 @@ def create_app(
     app.include_router(model.router)
     app.include_router(offers.router)
     app.include_router(sellers.router)
+    app.include_router(records.router)
+    app.include_router(consents.router)
+    app.include_router(seller_consents.router)
     return app

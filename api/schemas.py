@@ -191,6 +191,11 @@ class Reason(BaseModel):
     hint: str | None = Field(
         None, description="What the firm can do about it (from the feature catalog)."
     )
+    not_shared: bool | None = Field(
+        None,
+        description="True when the feature is missing because the records it needs belong "
+        "to a provider the consent does not cover (not shared, rather than no history).",
+    )
 
 
 class ModelRef(BaseModel):
@@ -202,6 +207,14 @@ class ModelRef(BaseModel):
 class DataSufficiency(BaseModel):
     thin_file: bool | None = Field(description="Too little history for a confident score.")
     history_months: float | None = Field(description="Months of history behind the features.")
+    sources: list[str] | None = Field(
+        None, description="The providers whose records the decision used."
+    )
+    not_shared: list[str] | None = Field(
+        None,
+        description="Providers holding records of the firm that the consent does not cover: "
+        "their records were left out.",
+    )
 
 
 class ExplanationOut(BaseModel):
@@ -222,6 +235,12 @@ class DecisionOut(BaseModel):
     data: DataSufficiency
     scored_at: datetime
     explanation: ExplanationOut | None = None
+    consent_id: str | None = Field(
+        None, description="The consent the decision was made under (GET /v1/consents)."
+    )
+    sources: list[str] | None = Field(
+        None, description="The providers whose records the decision used."
+    )
 
 
 class BatchRequest(BaseModel):

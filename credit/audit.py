@@ -49,6 +49,10 @@ decisions = sa.Table(
     sa.Column("scored_at", sa.DateTime(timezone=True), nullable=False),
     # the offer set (products, amounts, prices, declines) when the decision led to offers
     sa.Column("offers", _JSON),
+    # lineage (migration 0005): the consent, whose records, known as of when
+    sa.Column("consent_id", sa.String(40)),
+    sa.Column("sources", _JSON),
+    sa.Column("knowledge_at", sa.DateTime(timezone=True)),
 )
 
 
@@ -113,6 +117,9 @@ class AuditLog:
                 "history_months": d.data.get("history_months"),
                 "scored_at": d.scored_at,
                 "offers": o,
+                "consent_id": d.consent_id,
+                "sources": d.lineage,
+                "knowledge_at": d.knowledge_at,
             }
             for d, h, o in zip(items, request_hashes, offers or [None] * len(items), strict=True)
         ]
@@ -122,11 +129,11 @@ class AuditLog:
             log.error("audit write failed: %s", type(exc).__name__, extra={"n": len(rows)})
             raise AuditUnavailableError("the audit log is unavailable") from exc
 
-    def get(self, tenant: str, decision_id: str) -> dict[str, Any] | None:
-        """The recorded decision if ``tenant`` made it, else ``None``."""
-        q = sa.select(decisions).where(
-            decisions.c.decision_id == decision_id, decisions.c.tenant == tenant
-        )
+    def get(self, tenant: str | None, decision_id: str) -> dict[str, Any] | None:
+        """The recorded decision if ``tenant`` made it (``None``: whoever did), else ``None``."""
+        q = sa.select(decisions).where(decisions.c.decision_id == decision_id)
+        if tenant is not None:
+            q = q.where(decisions.c.tenant == tenant)
         try:
             with self.engine.connect() as conn:
                 row = conn.execute(q).mappings().first()
@@ -153,6 +160,10 @@ class AuditLog:
             "key_id": row["key_id"],
             "request_hash": row["request_hash"],
             "features": row["features"],
+            "consent_id": row["consent_id"],
+            "lineage": row["sources"],
+            "knowledge_at": None if row["knowledge_at"] is None else iso(_utc(row["knowledge_at"])),
+            "tenant": row["tenant"],
         }
 
     def count(self, tenant: str | None = None) -> int:

@@ -47,6 +47,13 @@ class Decision:
     features: dict[str, Any]
     source: str = "online_store"
     explanation: dict[str, Any] | None = field(default=None)
+    #: the consent the decision was made under (``None``: the operator, or posted records)
+    consent_id: str | None = None
+    #: whose records it used: ``providers``, ``withheld`` (held but not shared under the
+    #: consent) and, when computed from records on the spot, ``ingestions``
+    lineage: dict[str, Any] | None = None
+    #: the records it used were those ingested at or before this moment (replay reads the same)
+    knowledge_at: datetime | None = None
 
     def to_response(self) -> dict[str, Any]:
         """The JSON body of a decision (no feature vector: that stays in the audit log)."""
@@ -64,6 +71,10 @@ class Decision:
         }
         if self.explanation is not None:
             out["explanation"] = self.explanation
+        if self.consent_id is not None:
+            out["consent_id"] = self.consent_id
+        if self.lineage is not None:
+            out["sources"] = self.lineage.get("providers", [])
         return out
 
     def same_outcome(self, other: Decision, tol: float = 1e-12) -> bool:

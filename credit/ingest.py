@@ -48,6 +48,7 @@ import duckdb
 from credit.ingest_sql import (
     CheckPlan,
     codes_values,
+    known_table,
     lit,
     q,
     safe_error,
@@ -56,7 +57,7 @@ from credit.ingest_sql import (
 )
 from credit.records import RECORD_TYPES, RecordType, record_type, vocabulary
 from credit.settings import get_settings
-from credit.store import MAX_VALUE_CHARS, open_store
+from credit.store import MAX_VALUE_CHARS, OPERATOR_SOURCE, open_store
 
 _NAME_RE = re.compile(
     r"^(?P<rt>" + "|".join(RECORD_TYPES) + r")(?:[_-][^/]*)?\.(?P<ext>csv|csv\.gz|parquet)$"
@@ -107,6 +108,11 @@ class FileReport:
     error: str | None = None
     sha256: str | None = None
     seconds: float = 0.0
+    #: the record store's ingestion id (lineage ``file_<n>``), once stored
+    ingestion_id: int | None = None
+    finished_at: datetime | None = None
+    #: the firms whose records this file added (not printed)
+    firms: list[str] = field(default_factory=list, repr=False)
 
     @property
     def added(self) -> int:
@@ -160,7 +166,9 @@ class IngestReport:
         files = []
         for f in self.files:
             d = asdict(f)
+            d.pop("firms")
             d["added"] = f.added
+            d["finished_at"] = None if f.finished_at is None else f.finished_at.isoformat()
             files.append(d)
         return {
             "ok": self.ok,
@@ -332,6 +340,7 @@ def _ingest_file(
     ingestion_date: date,
     ingestion_id: int,
     progress: ProgressFn | None,
+    provider: str = OPERATOR_SOURCE,
 ) -> None:
     rt = src.rt
     name = src.path.name
@@ -380,6 +389,13 @@ def _ingest_file(
             f"INSERT INTO {q(rt.name)} ({cols}) SELECT {s_cols} FROM _stage s "
             f"ANTI JOIN _late l ON l._line = s.rowid + {off} WHERE s._code IS NULL"
         )
+        firms = [
+            str(f)
+            for (f,) in con.execute(
+                f"SELECT DISTINCT s.firm_id FROM _stage s "
+                f"ANTI JOIN _late l ON l._line = s.rowid + {off} WHERE s._code IS NULL"
+            ).fetchall()
+        ]
         top: list[tuple[int, int]] = []
         if rejected:
             _store_rejected(con, src, plan, ingestion_id, off, started)
@@ -389,8 +405,17 @@ def _ingest_file(
             ).fetchall()
         hasher.join()
         finished = datetime.now(UTC).replace(tzinfo=None)
+        # Whose records and since when: the ingestion that added each new row.
         con.execute(
-            "INSERT INTO ingestions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT INTO record_ingestions SELECT {lit(rt.name)}, s.{q(rt.id_field)}, "
+            f"'file_{ingestion_id}', ?, ?::TIMESTAMP FROM _stage s "
+            f"ANTI JOIN _late l ON l._line = s.rowid + {off} WHERE s._code IS NULL",
+            [provider, finished],
+        )
+        con.execute(
+            "INSERT INTO ingestions (ingestion_id, file, sha256, record_type, read, accepted, "
+            "already_present, rejected, started_at, finished_at, provider) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 ingestion_id,
                 name,
@@ -402,6 +427,7 @@ def _ingest_file(
                 rejected,
                 started,
                 finished,
+                provider,
             ],
         )
         con.execute("COMMIT")
@@ -426,6 +452,9 @@ def _ingest_file(
         ReasonCount(plan.checks[c].field, plan.checks[c].reason, int(n)) for c, n in top
     ]
     report.sha256 = digest[0] if digest else None
+    report.ingestion_id = ingestion_id
+    report.finished_at = finished.replace(tzinfo=UTC)
+    report.firms = firms
     report.seconds = round(time.perf_counter() - t0, 3)
     step(3)
 
@@ -472,6 +501,7 @@ def ingest_dir(
     progress: ProgressFn | None = None,
     memory_limit: str | None = None,
     threads: int | None = None,
+    provider: str = OPERATOR_SOURCE,
 ) -> IngestReport:
     """Validate the record files of ``directory`` and store their valid rows.
 
@@ -485,6 +515,8 @@ def ingest_dir(
     memory_limit : DuckDB memory limit for this run (e.g. ``"2GB"``); beyond it DuckDB
         spills to disk.
     threads : DuckDB worker threads (default: one per core).
+    provider : the tenant whose records these are (``credit ingest --source``), kept with
+        each file's ingestion.
 
     Returns
     -------
@@ -538,7 +570,7 @@ def ingest_dir(
         next_id = int(last[0][0]) + 1
         for i, (src, fr) in enumerate(zip(sources, report.files, strict=True)):
             try:
-                _ingest_file(con, src, fr, day, next_id + i, progress)
+                _ingest_file(con, src, fr, day, next_id + i, progress, provider)
             except IngestError as exc:
                 fr.status, fr.error = "failed", exc.problem
                 report.errors.append(str(exc))
@@ -570,10 +602,14 @@ class RejectedRecord:
 
 @dataclass
 class RecordCheck:
-    """The outcome of :func:`validate_records`: the records that pass, and those rejected."""
+    """The outcome of :func:`validate_records`: the records that pass, and those rejected.
+
+    ``typed`` holds, per record type, the accepted records as the store would hold them
+    (contract types: timestamps as naive UTC ``datetime``), keyed by record ID."""
 
     accepted: dict[str, list[Mapping[str, Any]]]
     rejected: list[RejectedRecord]
+    typed: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
 
 
 def _as_text(value: Any) -> str | None:
@@ -595,6 +631,7 @@ def validate_records(
     records: Mapping[str, Sequence[Mapping[str, Any]]],
     *,
     ingestion_date: date | None = None,
+    known: Mapping[str, Iterable[str]] | None = None,
 ) -> RecordCheck:
     """Validate records held in memory exactly as ``credit ingest`` validates files.
 
@@ -610,6 +647,9 @@ def validate_records(
     records : record type -> list of records.
     ingestion_date : timestamps on a later day are rejected (unless ``future_ok``); default
         today (UTC).
+    known : record type -> IDs already stored elsewhere that the records may reference
+        (``firms``, ``customs``): records pushed to ``POST /v1/records`` may name a firm a
+        provider sent before.
 
     Returns
     -------
@@ -629,12 +669,16 @@ def validate_records(
     check = RecordCheck(accepted={}, rejected=[])
     con = _memory_store()
     try:
+        for ref, ids in (known or {}).items():
+            values = [(str(k),) for k in set(ids)]
+            if values:
+                con.executemany(f"INSERT INTO {known_table(ref)} VALUES (?)", values)
         for rt in rts:
             rows = list(records[rt.name])
             check.accepted[rt.name] = []
             if not rows:
                 continue
-            bad = _validate_in_memory(con, rt, rows, day)
+            bad = _validate_in_memory(con, rt, rows, day, known_refs=known is not None)
             for i, (code_field, reason) in sorted(bad.items()):
                 rid = rows[i].get(rt.id_field)
                 check.rejected.append(
@@ -643,14 +687,27 @@ def validate_records(
                     )
                 )
             check.accepted[rt.name] = [r for i, r in enumerate(rows) if i not in bad]
+            stored = con.execute(f"SELECT * FROM {q(rt.name)}")  # noqa: S608 - our names
+            names = [d[0] for d in stored.description]
+            check.typed[rt.name] = {
+                str(row[names.index(rt.id_field)]): dict(zip(names, row, strict=True))
+                for row in stored.fetchall()
+            }
         for name in RECORD_TYPES:
             con.execute(f"DELETE FROM {q(name)}")
+        for ref in _REFERENCED:
+            con.execute(f"DELETE FROM {known_table(ref)}")
     except BaseException:
         con.close()
         raise
     _IDLE.put(con)
     return check
 
+
+#: The record types some field references (their IDs may be given as ``known``).
+_REFERENCED = sorted(
+    {f.references[0] for rt in RECORD_TYPES.values() for f in rt.fields if f.references}
+)
 
 #: Empty in-memory record stores, ready for :func:`validate_records` (one per concurrent call).
 _IDLE: queue.SimpleQueue[duckdb.DuckDBPyConnection] = queue.SimpleQueue()
@@ -670,6 +727,8 @@ def _memory_store() -> duckdb.DuckDBPyConnection:
         con.execute("SET threads = 1")  # a few records: planning, not scanning, is the cost
         for rt in RECORD_TYPES.values():  # every table: references and the store check join them
             con.execute(rt.create_table_sql(primary_key=False))
+        for ref in _REFERENCED:
+            con.execute(f"CREATE TABLE {known_table(ref)} (k VARCHAR)")
         _load_vocabularies(con, RECORD_TYPES.values())
     except BaseException:
         con.close()
@@ -682,6 +741,7 @@ def _validate_in_memory(
     rt: RecordType,
     rows: list[Mapping[str, Any]],
     day: date,
+    known_refs: bool = False,
 ) -> dict[int, tuple[str, str]]:
     """Check ``rows`` of ``rt`` and store the valid ones; return index -> (field, reason)."""
     import pyarrow as pa
@@ -698,7 +758,8 @@ def _validate_in_memory(
             + validation_select(rt, columns, "_posted", day, plan)
         )
         con.execute(
-            "CREATE OR REPLACE TEMP TABLE _late AS " + verdict_select(rt, "_stage", 0, plan)
+            "CREATE OR REPLACE TEMP TABLE _late AS "
+            + verdict_select(rt, "_stage", 0, plan, known_refs=known_refs)
         )
         cols = ", ".join(q(c) for c in rt.columns)
         s_cols = ", ".join(f"s.{q(c)}" for c in rt.columns)

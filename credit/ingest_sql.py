@@ -290,12 +290,21 @@ def validation_select(
     )
 
 
-def verdict_select(rt: RecordType, stage: str, line_offset: int, plan: CheckPlan) -> str:
+def known_table(ref_table: str) -> str:
+    """The table of IDs stored elsewhere that references may point at (records checked in
+    memory for ``POST /v1/records``: the firms and declarations already in the shared store)."""
+    return f"_known_{ref_table}"
+
+
+def verdict_select(
+    rt: RecordType, stage: str, line_offset: int, plan: CheckPlan, known_refs: bool = False
+) -> str:
     """SELECT of the rows of ``stage`` that are rejected or already stored.
 
     ``stage`` holds the output of :func:`validation_select` in file order (its ``rowid``
     plus ``line_offset`` is the line number). To the field checks this adds code lists,
-    references, duplicates within the file and the comparison with the store. The result has
+    references, duplicates within the file and the comparison with the store. With
+    ``known_refs`` a reference may also point at an ID of :func:`known_table`. The result has
     ``_line``, ``_code`` (``NULL`` = valid) and ``_present`` (valid and already stored
     with identical content); valid new rows are absent from it, so it stays small.
     """
@@ -316,10 +325,10 @@ def verdict_select(rt: RecordType, stage: str, line_offset: int, plan: CheckPlan
             continue
         ref_table, ref_col = f.references
         alias = f"_ref{i}"
-        joins.append(
-            f"LEFT JOIN (SELECT DISTINCT {q(ref_col)} AS k FROM {q(ref_table)}) {alias} "
-            f"ON s.{q(f.name)} = {alias}.k"
-        )
+        keys = f"SELECT DISTINCT {q(ref_col)} AS k FROM {q(ref_table)}"
+        if known_refs:
+            keys += f" UNION SELECT k FROM {known_table(ref_table)}"
+        joins.append(f"LEFT JOIN ({keys}) {alias} ON s.{q(f.name)} = {alias}.k")
         what = "known firm" if ref_table == "firms" else f"stored {ref_table} record"
         code = plan.add(
             f.name,

@@ -50,6 +50,11 @@ class Reason:
 MISSING_PREFIX = "Not enough history to show otherwise: "
 
 
+#: Prefix of a reason whose feature has no value because the records it needs belong to a
+#: provider the consent does not cover: not shared, which is not the same as no history.
+NOT_SHARED_PREFIX = "Not shared with you under this consent: "
+
+
 def reason_text(text: str, value: float | str | None) -> str:
     """The text of a reason: the catalog's text, or for a missing value the same text prefixed.
 

@@ -22,15 +22,23 @@ Errors are typed (:mod:`credit.errors`); each entry point maps them once.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+import duckdb
 import pandas as pd
 from sqlalchemy.exc import SQLAlchemyError
 
 from credit.audit import AuditLog
+from credit.consent import (
+    Consent,
+    ConsentStateError,
+    ConsentStore,
+    Grant,
+    check_terms,
+)
 from credit.decisions import Decision, Explain, decide, request_hash, to_utc
 from credit.errors import (
     AuditUnavailableError,
@@ -41,6 +49,8 @@ from credit.errors import (
     UseCaseError,
 )
 from credit.ingest import validate_records
+from credit.ledger import Ledger, PushResult, StoredRecord
+from credit.lineage import KnownRecords, as_frames, load_known
 from credit.links import (
     LinkRecord,
     LinkStore,
@@ -49,17 +59,21 @@ from credit.links import (
     sign_seller_link,
     verify_seller_link,
 )
-from credit.offers import OfferError, OfferSet, compute_bases, load_firm_records, make_offers
+from credit.offers import RECORD_KINDS, OfferError, OfferSet, compute_bases, make_offers
 from credit.policy import Policy, PolicyError, policy_for_tenant
+from credit.reasons import MISSING_PREFIX, NOT_SHARED_PREFIX
 from credit.records import RECORD_TYPES
 from credit.scoring import ScoringInputError, ScoringModel
 from credit.settings import Settings
 from credit.store import open_store
-from features.pipeline import compute
-from features.pit import SOURCES
+from features.pipeline import build, compute
 
 NO_MODEL = "no model loaded: train and promote one, then POST /v1/admin/reload"
 AUDIT_DOWN = "the audit log is unavailable, so no decision was made; retry later"
+#: The one answer for a firm the caller may not see, whether or not it exists.
+NOT_SHARED = "firm {firm_id} not found or not shared with you"
+CREDIT_ASSESSMENT = "credit_assessment"
+DB_DOWN = "the service database is unavailable; retry later"
 
 
 # --------------------------------------------------------------------------------------------
@@ -75,6 +89,13 @@ class FirmFeatures:
     as_of: datetime  # timezone-aware UTC
     values: Mapping[str, Any]
     source: str  # recorded with the decision: online_store, posted, record_store
+    #: the values describe the records ingested at or before this moment (``None``: unknown)
+    knowledge_at: datetime | None = None
+    #: the providers whose records fed the values, those withheld under the consent, and
+    #: (computed on the spot) the ingestions of those records
+    providers: tuple[str, ...] = ()
+    withheld: tuple[str, ...] = ()
+    ingestions: tuple[str, ...] | None = None
 
 
 class FeatureSource(Protocol):
@@ -90,7 +111,9 @@ class FeatureSource(Protocol):
 
 
 class SnapshotStore(Protocol):
-    """What the online store offers the service (:class:`features.online.OnlineStore`)."""
+    """What the online store offers the service (:class:`features.online.OnlineStore`; a
+    store may also offer ``snapshot(firm_id, as_of)``, which adds when the snapshot was
+    written)."""
 
     def get(
         self, firm_id: str, as_of: datetime | None = None
@@ -119,10 +142,17 @@ class Caller(Protocol):
 @dataclass(frozen=True, slots=True)
 class Party:
     """A caller named by its tenant alone: a seller link acting for its platform, the
-    command line, a scheduled job."""
+    command line, a scheduled job. ``operator=True`` is the operator of the installation (the
+    command line): it reads every firm's records without a consent, and its decisions are
+    recorded as such."""
 
     tenant: str = "operator"
     key_id: str | None = None
+    operator: bool = False
+
+
+def is_operator(caller: Caller) -> bool:
+    return isinstance(caller, Party) and caller.operator
 
 
 class DecisionObserver(Protocol):
@@ -153,8 +183,9 @@ class OnlineFeatures:
     def features(self, firm_id: str, as_of: datetime | None) -> FirmFeatures:
         if self.store is None:
             raise UnavailableError(self.error or "online store unavailable")
+        snapshot = getattr(self.store, "snapshot", None)
         try:
-            found = self.store.get(firm_id, as_of=as_of)
+            found = snapshot(firm_id, as_of) if snapshot else self.store.get(firm_id, as_of=as_of)
         except Exception as exc:  # the store is down, not the caller's fault
             raise UnavailableError(f"online store unavailable: {type(exc).__name__}") from exc
         if found is None:
@@ -163,8 +194,10 @@ class OnlineFeatures:
                 f"firm {firm_id} has no features in the online store{when}; "
                 "run `credit features materialize`"
             )
-        feats_as_of, values = found
-        return FirmFeatures(firm_id, to_utc(feats_as_of), values, self.source)
+        row: tuple[Any, ...] = tuple(found)
+        feats_as_of, values = row[0], row[1]
+        written = to_utc(row[2]) if len(row) > 2 and row[2] is not None else None
+        return FirmFeatures(firm_id, to_utc(feats_as_of), values, self.source, written)
 
 
 class PostedRecords:
@@ -193,54 +226,65 @@ class PostedRecords:
 
 
 class RecordStore:
-    """The embedded record store (DuckDB), opened read-only for each read.
+    """A firm's records from the record store (DuckDB, opened read-only for each read) and,
+    with a ``ledger``, the records pushed over HTTP: as known at a moment, from the
+    providers a consent covers (:func:`credit.lineage.load_known`).
 
-    ``columns="offers"`` reads the columns the offer engine needs
-    (:func:`credit.offers.load_firm_records`); ``"all"`` every record type with every
-    contract column and the firm's own row, for computing features.
+    ``columns="offers"`` returns the record types the offer engine reads
+    (:data:`credit.offers.RECORD_KINDS`); ``"all"`` every record type and the firm's own row,
+    for computing features.
     """
 
-    def __init__(self, path: Path | Callable[[], Path], columns: str = "offers") -> None:
+    def __init__(
+        self,
+        path: Path | Callable[[], Path],
+        columns: str = "offers",
+        ledger: Ledger | None = None,
+    ) -> None:
         self._path = path
         self.columns = columns
+        self.ledger = ledger
 
     @property
     def path(self) -> Path:
         """The store's file (read at each use: the service's settings may change)."""
         return Path(self._path() if callable(self._path) else self._path)
 
-    def load(self, firm_id: str, as_of: datetime) -> dict[str, Any]:
+    def known(
+        self,
+        firm_id: str,
+        as_of: datetime,
+        known_at: datetime | None = None,
+        sources: frozenset[str] | None = None,
+    ) -> KnownRecords:
+        """The firm's records with their lineage; :class:`UnavailableError` when a store
+        cannot be read."""
+        path = self.path
+        if self.ledger is None and not path.exists():
+            raise UnavailableError(
+                f"record store unavailable: record store {path} does not exist; "
+                "run `credit ingest DIR` first"
+            )
         try:
-            con = open_store(self.path, read_only=True)
-        except FileNotFoundError as exc:
-            raise UnavailableError(f"record store unavailable: {exc}") from exc
-        except Exception as exc:  # locked by a writer, corrupt file: not the caller's fault
+            return load_known(
+                path, self.ledger, firm_id, as_of, known_at or datetime.now(UTC), sources
+            )
+        except SQLAlchemyError as exc:
+            raise UnavailableError(DB_DOWN) from exc
+        except (duckdb.Error, OSError) as exc:  # locked by a writer, corrupt file
             raise UnavailableError(f"record store unavailable: {type(exc).__name__}") from exc
-        try:
-            if self.columns == "offers":
-                return load_firm_records(con, firm_id, as_of)
-            return _all_records(con, firm_id, as_of)
-        except UseCaseError:
-            raise
-        except Exception as exc:
-            raise UnavailableError(f"record store unreadable: {type(exc).__name__}") from exc
-        finally:
-            con.close()
 
-
-def _all_records(con: Any, firm_id: str, as_of: datetime) -> dict[str, pd.DataFrame]:
-    t = to_utc(as_of).replace(tzinfo=None)
-    out: dict[str, pd.DataFrame] = {}
-    for kind in RECORD_TYPES:
-        if kind == "firms":  # the firm's own row: the catalog decides what it knows at T
-            out[kind] = con.execute("SELECT * FROM firms WHERE firm_id = ?", [firm_id]).df()
-            continue
-        ev = SOURCES[kind].event_time
-        out[kind] = con.execute(
-            f"SELECT * FROM {kind} WHERE firm_id = ? AND {ev} < ?",  # noqa: S608 - names are ours
-            [firm_id, t],
-        ).df()
-    return out
+    def load(
+        self,
+        firm_id: str,
+        as_of: datetime,
+        known_at: datetime | None = None,
+        sources: frozenset[str] | None = None,
+    ) -> dict[str, Any]:
+        frames = as_frames(self.known(firm_id, as_of, known_at, sources))
+        if self.columns == "offers":
+            return {k: frames[k] for k in RECORD_KINDS}
+        return frames
 
 
 class RecordFeatures:
@@ -306,20 +350,25 @@ class BatchResult:
 
 
 class CreditService:
-    """The use cases over the service's model, stores, policies and audit log.
+    """The use cases over the service's model, stores, policies, consents and audit log.
 
     Parameters
     ----------
     model : returns the model in service (``None`` when none is loaded); called once per
         use case, so a batch is scored by one model version even during a reload.
     features : the firm-by-id feature source (the online store).
-    records : the firm's trade records (the record store), for offers.
+    records : the firm's trade records (the record store and the pushed records), for
+        offers and for features computed on the spot.
     audit : where decisions are recorded before they are returned (``None``: not recorded,
         and the decision id is only an identifier of the printed answer).
     policies : tenant -> its lending policy.
     link_secret : the key that signs seller links.
     links : where issued seller links are recorded and checked (``None``: no links).
     observer : told of every recorded decision and audit failure (metrics).
+    consents : the consents (``None``: no service database, so only the operator may read
+        firm data).
+    ledger : the providers' ingestions and pushed records (``None``: no pushes, and every
+        record counts as the operator's).
     """
 
     def __init__(
@@ -332,6 +381,8 @@ class CreditService:
         link_secret: Callable[[], str] | None = None,
         observer: DecisionObserver | None = None,
         links: LinkStore | None = None,
+        consents: ConsentStore | None = None,
+        ledger: Ledger | None = None,
     ) -> None:
         self._model = model
         self.features = features
@@ -341,6 +392,8 @@ class CreditService:
         self._link_secret = link_secret
         self.links = links
         self.observer = observer
+        self.consents = consents
+        self.ledger = ledger
 
     @classmethod
     def from_settings(
@@ -356,22 +409,25 @@ class CreditService:
         """The service as configured: online store, record store, the policy folder.
 
         ``settings`` may be a function returning them, read at each use (the service's
-        state holds the settings in force). Seller links are recorded in ``links``, by
-        default in the audit log's database (none without an audit log).
+        state holds the settings in force). Seller links, consents and pushed records live
+        in the audit log's database (none without an audit log).
         """
 
         def current() -> Settings:
             return settings() if callable(settings) else settings
 
+        ledger = Ledger(audit.engine) if audit else None
         return cls(
             model=model,
             features=OnlineFeatures(online, online_error),
-            records=RecordStore(lambda: current().store_path),
+            records=RecordStore(lambda: current().store_path, ledger=ledger),
             policies=lambda tenant: policy_for_tenant(tenant, current().policy_dir),
             audit=audit,
             link_secret=lambda: link_secret(current()),
             observer=observer,
             links=links if links is not None else (LinkStore(audit.engine) if audit else None),
+            consents=ConsentStore(audit.engine) if audit else None,
+            ledger=ledger,
         )
 
     # ---- steps ---------------------------------------------------------------------------
@@ -383,6 +439,109 @@ class CreditService:
             raise UnavailableError(NO_MODEL)
         return m
 
+    def authorize(self, caller: Caller, firm_id: str, purpose: str = CREDIT_ASSESSMENT) -> Grant:
+        """The one check of who may read a firm's data: the operator always; anyone else
+        under an active consent of its own tenant covering ``purpose`` (revocation and expiry
+        count from the next call). Otherwise :class:`NotFoundError` with the answer an
+        unknown firm gets, so the answer says nothing about whether the firm exists."""
+        if is_operator(caller):
+            return Grant(None, None)
+        if self.consents is None:
+            raise NotFoundError(NOT_SHARED.format(firm_id=firm_id))
+        try:
+            grant = self.consents.active(caller.tenant, firm_id, purpose)
+        except SQLAlchemyError as exc:
+            raise UnavailableError(DB_DOWN) from exc
+        if grant is None:
+            raise NotFoundError(NOT_SHARED.format(firm_id=firm_id))
+        return grant
+
+    def _authorize_many(
+        self, caller: Caller, firm_ids: Sequence[str], purpose: str = CREDIT_ASSESSMENT
+    ) -> dict[str, Grant]:
+        """:meth:`authorize` for a batch, in one read: the firms the caller may read."""
+        if is_operator(caller):
+            return {f: Grant(None, None) for f in firm_ids}
+        if self.consents is None or not firm_ids:
+            return {}
+        try:
+            return self.consents.active_many(caller.tenant, firm_ids, purpose)
+        except SQLAlchemyError as exc:
+            raise UnavailableError(DB_DOWN) from exc
+
+    def _providers(self, firm_id: str) -> dict[str, datetime]:
+        if self.ledger is None:
+            return {}
+        try:
+            return self.ledger.firm_providers(firm_id)
+        except SQLAlchemyError as exc:
+            raise UnavailableError(DB_DOWN) from exc
+
+    def _known(
+        self,
+        firm_id: str,
+        as_of: datetime,
+        known_at: datetime | None,
+        sources: frozenset[str] | None,
+    ) -> KnownRecords:
+        known = getattr(self.records, "known", None)
+        if known is None:  # a plain record source: every record counts, no lineage
+            frames = self.records.load(firm_id, as_of)
+            firms = frames.pop("firms", None)
+            firm = None
+            if isinstance(firms, pd.DataFrame) and len(firms):
+                firm = {str(k): v for k, v in firms.iloc[0].items()}
+            records: dict[str, list[dict[str, Any]]] = {
+                k: (v.to_dict("records") if isinstance(v, pd.DataFrame) else list(v))  # type: ignore[misc]
+                for k, v in frames.items()
+            }
+            return KnownRecords(records=records, firm=firm)
+        out: KnownRecords = known(firm_id, as_of, known_at, sources)
+        return out
+
+    def scoped_features(self, firm_id: str, as_of: datetime | None, grant: Grant) -> FirmFeatures:
+        """The firm's features under ``grant``.
+
+        When the grant covers every provider of the firm and the online store's snapshot was
+        written after the firm's latest records, the snapshot is used. Otherwise (records
+        pushed or ingested since, or a consent covering only some providers) the features
+        are computed on the spot from the records the grant covers, as of ``as_of`` (or now),
+        as known now: the next score after a push sees the pushed records.
+        """
+        providers = self._providers(firm_id)
+        allowed = grant.sources
+        withheld = () if allowed is None else tuple(sorted(set(providers) - allowed))
+        if not withheld:
+            try:
+                found = self.features.features(firm_id, as_of)
+            except NotFoundError:
+                if not providers:
+                    raise
+                found = None
+            if found is not None:
+                last = max(providers.values(), default=None)
+                if last is None or found.knowledge_at is None or found.knowledge_at >= last:
+                    return replace(found, providers=tuple(sorted(providers)))
+        when = to_utc(as_of) if as_of is not None else datetime.now(UTC)
+        knowledge = datetime.now(UTC)
+        known = self._known(firm_id, when, knowledge, allowed)
+        if known.firm is None and not any(known.records.values()):
+            raise NotFoundError(f"firm {firm_id} has no records shared with you")
+        try:
+            values = compute(known.records, when, firm=known.firm)
+        except ValueError as exc:  # pragma: no cover - stored records passed the contract
+            raise InvalidInputError(f"records cannot be turned into features: {exc}") from exc
+        return FirmFeatures(
+            firm_id,
+            when,
+            values,
+            "record_store",
+            knowledge,
+            tuple(known.providers),
+            tuple(withheld) or tuple(known.withheld),
+            tuple(known.ingestions),
+        )
+
     def _decide(
         self, model: ScoringModel, found: Sequence[FirmFeatures], explain: Sequence[Explain]
     ) -> list[Decision]:
@@ -390,11 +549,41 @@ class CreditService:
             return []
         source = found[0].source
         try:
-            return decide(
+            decisions = decide(
                 model, [(f.firm_id, f.as_of, f.values) for f in found], explain, source=source
             )
         except ScoringInputError as exc:
             raise InvalidInputError(f"the features do not fit the model: {exc}") from exc
+        return decisions
+
+    @staticmethod
+    def _annotate(decision: Decision, found: FirmFeatures, grant: Grant | None) -> Decision:
+        """The decision with its consent and lineage; a reason whose feature is missing
+        because its records were not shared says so."""
+        if grant is None:  # posted records: the caller's own
+            return replace(decision, lineage={"providers": ["posted"], "withheld": []})
+        if found.withheld:
+            for r in decision.reasons:
+                text = r.get("text") or ""
+                if r.get("value") is None and text.startswith(MISSING_PREFIX):
+                    r["text"] = NOT_SHARED_PREFIX + text[len(MISSING_PREFIX) :]
+                    r["not_shared"] = True
+        lineage: dict[str, Any] = {
+            "providers": list(found.providers),
+            "withheld": list(found.withheld),
+        }
+        if found.ingestions is not None:
+            lineage["ingestions"] = list(found.ingestions)
+        data = {**decision.data, "sources": list(found.providers)}
+        if found.withheld:
+            data["not_shared"] = list(found.withheld)
+        return replace(
+            decision,
+            consent_id=grant.consent_id,
+            lineage=lineage,
+            knowledge_at=found.knowledge_at or decision.scored_at,
+            data=data,
+        )
 
     def _record(
         self,
@@ -416,11 +605,13 @@ class CreditService:
         if self.observer is not None:
             self.observer.decisions_recorded(decisions)
 
-    # ---- use cases -----------------------------------------------------------------------
+    # ---- use cases: decisions ------------------------------------------------------------
 
-    def firm_features(self, firm_id: str, as_of: datetime | None = None) -> FirmFeatures:
-        """The firm's features from the service's feature source."""
-        return self.features.features(firm_id, as_of)
+    def firm_features(
+        self, firm_id: str, as_of: datetime | None = None, *, caller: Caller
+    ) -> FirmFeatures:
+        """The firm's features as the caller may see them."""
+        return self.scoped_features(firm_id, as_of, self.authorize(caller, firm_id))
 
     def decide_firm(
         self,
@@ -432,7 +623,13 @@ class CreditService:
         request: Mapping[str, Any] | None = None,
     ) -> Decision:
         """Score a firm on its features (latest, or at or before ``as_of``), recorded."""
-        return self._decide_one(self.features, firm_id, as_of, caller, explain, request)
+        grant = self.authorize(caller, firm_id)
+        model = self.model()
+        found = self.scoped_features(firm_id, as_of, grant)
+        (decision,) = self._decide(model, [found], [explain])
+        decision = self._annotate(decision, found, grant)
+        self._record([decision], caller, [request or {"firm_id": firm_id}])
+        return decision
 
     def decide_records(
         self,
@@ -445,41 +642,41 @@ class CreditService:
         explain: Explain = "top",
         request: Mapping[str, Any] | None = None,
     ) -> Decision:
-        """Score a firm on posted records (features computed on the spot), recorded."""
-        source = RecordFeatures(PostedRecords(records, firm), "posted")
-        return self._decide_one(source, firm_id, as_of, caller, explain, request)
-
-    def _decide_one(
-        self,
-        source: FeatureSource,
-        firm_id: str,
-        as_of: datetime | None,
-        caller: Caller,
-        explain: Explain,
-        request: Mapping[str, Any] | None,
-    ) -> Decision:
+        """Score a firm on records the caller posted with the request (features computed on
+        the spot), recorded. No stored record is read, so no consent is needed: the records
+        are the caller's own."""
         model = self.model()
-        (decision,) = self._decide(model, [source.features(firm_id, as_of)], [explain])
+        found = RecordFeatures(PostedRecords(records, firm), "posted").features(firm_id, as_of)
+        (decision,) = self._decide(model, [found], [explain])
+        decision = self._annotate(decision, found, None)
         self._record([decision], caller, [request or {"firm_id": firm_id}])
         return decision
 
     def decide_batch(self, items: Sequence[ScoreItem], *, caller: Caller) -> BatchResult:
         """Score each item on its own; an item that fails gets its error, the others are
-        scored by one model version and recorded in one transaction.
+        scored by one model version and recorded in one transaction. Each item by firm id
+        needs the caller's consent, as one score does.
 
         Raises :class:`UnavailableError` (no model) or :class:`AuditUnavailableError`
         (nothing recorded, nothing returned) for the batch as a whole.
         """
         model = self.model()
+        grants = self._authorize_many(caller, [it.firm_id for it in items if it.records is None])
         results: list[Decision | UseCaseError | None] = [None] * len(items)
         found: dict[int, FirmFeatures] = {}
         for i, item in enumerate(items):
             try:
-                found[i] = self._item_features(item)
+                if item.records is not None:
+                    posted = PostedRecords(item.records, item.firm)
+                    found[i] = RecordFeatures(posted, "posted").features(item.firm_id, item.as_of)
+                elif item.firm_id not in grants:
+                    raise NotFoundError(NOT_SHARED.format(firm_id=item.firm_id))
+                else:
+                    found[i] = self.scoped_features(item.firm_id, item.as_of, grants[item.firm_id])
             except UseCaseError as exc:
                 results[i] = exc
         # One call to the core per source, so each decision is labelled with its own.
-        for source in ("online_store", "posted"):
+        for source in ("online_store", "record_store", "posted"):
             idx = [i for i, f in found.items() if f.source == source]
             if not idx:
                 continue
@@ -495,7 +692,8 @@ class CreditService:
                     except InvalidInputError as exc:
                         results[i] = exc
             for i, d in results_for.items():
-                results[i] = d
+                grant = None if source == "posted" else grants[items[i].firm_id]
+                results[i] = self._annotate(d, found[i], grant)
         ok = sorted(i for i, r in enumerate(results) if isinstance(r, Decision))
         self._record(
             [results[i] for i in ok],  # type: ignore[misc]
@@ -507,12 +705,6 @@ class CreditService:
             results=[r if r is not None else UnavailableError("not scored") for r in results],
         )
 
-    def _item_features(self, item: ScoreItem) -> FirmFeatures:
-        if item.records is not None:
-            posted = PostedRecords(item.records, item.firm)
-            return RecordFeatures(posted, "posted").features(item.firm_id, item.as_of)
-        return self.features.features(item.firm_id, item.as_of)
-
     def firm_offers(
         self,
         firm_id: str,
@@ -523,9 +715,11 @@ class CreditService:
         policy: Policy | None = None,
     ) -> FirmOffers:
         """Score a firm, size and price its offers under the caller's policy (or ``policy``),
-        and record the decision with the offer set it led to."""
+        and record the decision with the offer set it led to. The offers read the records
+        the caller's consent covers, as the score does."""
+        grant = self.authorize(caller, firm_id)
         model = self.model()
-        found = self.features.features(firm_id, as_of)
+        found = self.scoped_features(firm_id, as_of, grant)
         if policy is None:
             try:
                 policy = self.policies(caller.tenant)
@@ -534,7 +728,10 @@ class CreditService:
                     f"the lending policy of {caller.tenant} is invalid: {exc}"
                 ) from exc
         (decision,) = self._decide(model, [found], ["top"])
-        records = self.records.load(firm_id, decision.as_of)
+        decision = self._annotate(decision, found, grant)
+        known = self._known(firm_id, decision.as_of, decision.knowledge_at, grant.sources)
+        frames = as_frames(known)
+        records = {k: frames[k] for k in RECORD_KINDS}
         try:
             offers = make_offers(decision, compute_bases(records, decision.as_of), policy)
         except OfferError as exc:
@@ -548,11 +745,18 @@ class CreditService:
         self._record([decision], caller, [request], offers=[offers.model_dump(mode="json")])
         return FirmOffers(decision=decision, offers=offers, records=records)
 
+    # ---- use cases: seller links ---------------------------------------------------------
+
     def seller_link(self, firm_id: str, *, caller: Caller, ttl_seconds: int) -> SellerLink:
         """A signed link to the firm's seller page for the caller (a platform), recorded with
         the caller's key, so that it dies with that key; an operator's link (no key) lives
-        until it is revoked or expires."""
-        self.features.features(firm_id, None)  # the firm must be known
+        until it is revoked or expires. The page shows the firm's data, so the caller needs
+        the seller's consent, as for a score."""
+        grant = self.authorize(caller, firm_id)
+        self.scoped_features(firm_id, None, grant)  # the firm must have data
+        return self._sign_link(firm_id, caller, ttl_seconds)
+
+    def _sign_link(self, firm_id: str, caller: Caller, ttl_seconds: int) -> SellerLink:
         secret, links = self._link_secret_value(), self._link_store()
         link = sign_seller_link(firm_id, caller.tenant, secret, ttl_seconds=ttl_seconds)
         try:
@@ -608,3 +812,402 @@ class CreditService:
         if self.links is None:
             raise UnavailableError("seller links are not configured (no service database)")
         return self.links
+
+    # ---- use cases: records --------------------------------------------------------------
+
+    def _ledger(self) -> Ledger:
+        if self.ledger is None:
+            raise UnavailableError("records cannot be pushed: no service database")
+        return self.ledger
+
+    def _stored_ids(self, record_type: str, ids: set[str]) -> set[str]:
+        """Which of ``ids`` the DuckDB record store holds (for references of a push)."""
+        path = getattr(self.records, "path", None)
+        if path is None or not Path(path).exists():
+            return set()
+        id_field = RECORD_TYPES[record_type].id_field
+        try:
+            con = open_store(Path(path), read_only=True)
+        except (duckdb.Error, OSError) as exc:
+            raise UnavailableError(
+                f"the record store is busy or unreadable ({type(exc).__name__}); retry later"
+            ) from exc
+        try:
+            rows = con.execute(
+                f"SELECT {id_field} FROM {record_type} "  # noqa: S608 - our names
+                f"WHERE {id_field} IN (SELECT unnest($ids))",
+                {"ids": sorted(ids)},
+            ).fetchall()
+        finally:
+            con.close()
+        return {str(r[0]) for r in rows}
+
+    def push_records(
+        self, records: Mapping[str, Sequence[Mapping[str, Any]]], *, caller: Caller, digest: str
+    ) -> PushResult:
+        """Store the records a provider pushed (validated as files are, idempotent on record
+        IDs), registered as one ingestion of the caller's tenant. The firms' features are
+        recomputed from their records at their next score."""
+        ledger = self._ledger()
+        try:
+            return ledger.push(
+                caller.tenant,
+                caller.key_id,
+                records,
+                body_sha256=digest,
+                known_elsewhere=self._stored_ids,
+            )
+        except KeyError as exc:
+            raise InvalidInputError(str(exc.args[0])) from exc
+        except SQLAlchemyError as exc:
+            raise UnavailableError(
+                "the service database is unavailable, so nothing was stored; retry later"
+            ) from exc
+
+    def ingestion(self, ingestion_id: str, *, caller: Caller) -> dict[str, Any]:
+        """One of the caller's ingestions: counts and every rejected row (another
+        provider's is :class:`NotFoundError`, as an unknown one)."""
+        try:
+            found = self._ledger().batch(ingestion_id)
+        except SQLAlchemyError as exc:
+            raise UnavailableError(DB_DOWN) from exc
+        if found is None or (not is_operator(caller) and found["provider"] != caller.tenant):
+            raise NotFoundError(f"no ingestion {ingestion_id!r} of yours")
+        return found
+
+    def provided_records(
+        self, firm_id: str, *, caller: Caller, record_type: str | None = None
+    ) -> list[StoredRecord]:
+        """The records of ``firm_id`` the caller pushed itself (a provider reads back only its
+        own contributions)."""
+        try:
+            return self._ledger().records(firm_id, provider=caller.tenant, record_type=record_type)
+        except SQLAlchemyError as exc:
+            raise UnavailableError(DB_DOWN) from exc
+
+    # ---- use cases: consents -------------------------------------------------------------
+
+    def _consent_store(self) -> ConsentStore:
+        if self.consents is None:
+            raise UnavailableError("consents are not configured (no service database)")
+        return self.consents
+
+    def request_consent(
+        self,
+        firm_id: str,
+        *,
+        caller: Caller,
+        purposes: Sequence[str],
+        months: int,
+        sources: Sequence[str] | None,
+        ttl_seconds: int,
+    ) -> tuple[Consent, SellerLink]:
+        """Ask the seller for consent: a request the seller approves or declines on a signed
+        page (the link returned). The answer is the same whether or not the firm's data is
+        held, so asking reveals nothing."""
+        try:
+            check_terms(purposes, months)
+        except ValueError as exc:
+            raise InvalidInputError(str(exc)) from exc
+        store = self._consent_store()
+        link = self._sign_link(firm_id, caller, ttl_seconds)
+        try:
+            consent = store.request(
+                firm_id,
+                caller.tenant,
+                purposes,
+                months,
+                requested_by=caller.tenant,
+                key_id=caller.key_id,
+                sources=sources,
+                link_id=link.link_id,
+            )
+        except SQLAlchemyError as exc:
+            raise UnavailableError(DB_DOWN) from exc
+        return consent, link
+
+    def consent_request(self, firm_id: str, consent_id: str, token: str | None) -> Consent:
+        """The request a seller's consent link opens: the link must be valid
+        (:meth:`open_seller_link`) and be the one made for this request.
+
+        Raises :class:`credit.links.LinkError` or :class:`NotFoundError`."""
+        link = self.open_seller_link(firm_id, token)
+        store = self._consent_store()
+        try:
+            consent = store.get(consent_id)
+        except SQLAlchemyError as exc:
+            raise UnavailableError(DB_DOWN) from exc
+        if consent is None or consent.firm_id != firm_id or consent.link_id != link.link_id:
+            raise NotFoundError("no such consent request for this link")
+        return consent
+
+    def firm_sources(self, firm_id: str) -> list[str]:
+        """The providers holding records of ``firm_id`` now (a consent's default sources)."""
+        return sorted(self._providers(firm_id))
+
+    def answer_consent(
+        self,
+        firm_id: str,
+        consent_id: str,
+        token: str | None,
+        approve: bool,
+        *,
+        client: str | None = None,
+    ) -> Consent:
+        """The seller approves or declines a request on its signed page; the approval keeps
+        the link, the time and the client address as evidence."""
+        consent = self.consent_request(firm_id, consent_id, token)
+        now = datetime.now(UTC)
+        evidence = {
+            "kind": "seller_confirmation",
+            "link_id": consent.link_id,
+            "at": now.isoformat(),
+            "client": client,
+            "answer": "approved" if approve else "declined",
+        }
+        try:
+            return self._consent_store().decide(
+                consent_id,
+                approve,
+                firm_providers=self.firm_sources(firm_id),
+                evidence=evidence,
+                now=now,
+            )
+        except ConsentStateError as exc:
+            raise InvalidInputError(str(exc)) from exc
+        except SQLAlchemyError as exc:
+            raise UnavailableError(DB_DOWN) from exc
+
+    def seller_consents(self, firm_id: str, token: str | None) -> list[Consent]:
+        """Every active consent of the firm, for the seller's consents page (any valid link
+        of the firm opens it)."""
+        self.open_seller_link(firm_id, token)
+        try:
+            found = self._consent_store().list(firm_id=firm_id, state="active")
+        except SQLAlchemyError as exc:
+            raise UnavailableError(DB_DOWN) from exc
+        return found
+
+    def seller_revoke(self, firm_id: str, token: str | None, consent_id: str) -> Consent:
+        """The seller revokes one of the firm's consents from its page."""
+        self.open_seller_link(firm_id, token)
+        return self._revoke(consent_id, by="seller", firm_id=firm_id)
+
+    def attest_consent(
+        self,
+        firm_id: str,
+        *,
+        caller: Caller,
+        grantee: str,
+        purposes: Sequence[str],
+        months: int,
+        statement: str,
+    ) -> Consent:
+        """A provider attests that the seller agreed, on the provider's own site, to share
+        the provider's records with ``grantee``. Only a provider holding records of the firm
+        may attest, and only for its own records."""
+        try:
+            check_terms(purposes, months)
+        except ValueError as exc:
+            raise InvalidInputError(str(exc)) from exc
+        if caller.tenant not in self._providers(firm_id):
+            raise NotFoundError(NOT_SHARED.format(firm_id=firm_id))
+        try:
+            return self._consent_store().attest(
+                firm_id,
+                grantee,
+                purposes,
+                months,
+                provider=caller.tenant,
+                key_id=caller.key_id,
+                statement=statement,
+            )
+        except SQLAlchemyError as exc:
+            raise UnavailableError(DB_DOWN) from exc
+
+    def list_consents(
+        self,
+        *,
+        caller: Caller,
+        firm_id: str | None = None,
+        state: str | None = None,
+        limit: int = 1000,
+    ) -> list[Consent]:
+        """The consents the caller is party to (grantee, requester or attesting provider);
+        every consent for the operator."""
+        tenant = None if is_operator(caller) else caller.tenant
+        try:
+            return self._consent_store().list(
+                tenant=tenant, firm_id=firm_id, state=state, limit=limit
+            )
+        except SQLAlchemyError as exc:
+            raise UnavailableError(DB_DOWN) from exc
+
+    def consent(self, consent_id: str, *, caller: Caller) -> Consent:
+        """One consent the caller is party to (grantee, requester or attesting provider)."""
+        try:
+            found = self._consent_store().get(consent_id)
+        except SQLAlchemyError as exc:
+            raise UnavailableError(DB_DOWN) from exc
+        if found is None or (
+            not is_operator(caller) and caller.tenant not in (found.grantee, found.requested_by)
+        ):
+            raise NotFoundError(f"no consent {consent_id!r}")
+        return found
+
+    def revoke_consent(self, consent_id: str, *, caller: Caller) -> Consent:
+        """Revoke a consent: its grantee, the provider that attested it (or the tenant that
+        asked for it), or the operator. Anyone else gets :class:`NotFoundError`."""
+        tenant = None if is_operator(caller) else caller.tenant
+        return self._revoke(consent_id, by=caller.tenant, tenant=tenant)
+
+    def _revoke(
+        self,
+        consent_id: str,
+        *,
+        by: str,
+        tenant: str | None = None,
+        firm_id: str | None = None,
+    ) -> Consent:
+        store = self._consent_store()
+        try:
+            found = store.get(consent_id)
+            if (
+                found is None
+                or (tenant is not None and tenant not in (found.grantee, found.requested_by))
+                or (firm_id is not None and found.firm_id != firm_id)
+            ):
+                raise NotFoundError(f"no consent {consent_id!r}")
+            revoked = store.revoke(consent_id, by)
+        except SQLAlchemyError as exc:
+            raise UnavailableError(DB_DOWN) from exc
+        assert revoked is not None
+        return revoked
+
+    # ---- use cases: lineage and replay ---------------------------------------------------
+
+    def recorded_decision(self, decision_id: str, *, caller: Caller) -> dict[str, Any]:
+        """A recorded decision of the caller's tenant (any, for the operator), with its
+        lineage: the consent it was made under and the ingestions whose records fed it."""
+        if self.audit is None:
+            raise UnavailableError("no audit log")
+        tenant = None if is_operator(caller) else caller.tenant
+        found = self.audit.get(tenant, decision_id)
+        if found is None:
+            raise NotFoundError(f"no decision {decision_id} for this tenant")
+        found["lineage"] = self._lineage(found)
+        return found
+
+    def _lineage(self, row: Mapping[str, Any]) -> dict[str, Any]:
+        stored = dict(row.get("lineage") or {})
+        out: dict[str, Any] = {
+            "consent_id": row.get("consent_id"),
+            "providers": stored.get("providers", []),
+            "withheld": stored.get("withheld", []),
+            "knowledge_at": row.get("knowledge_at"),
+            "ingestions": [],
+        }
+        if row.get("source") == "posted" or self.ledger is None:
+            return out
+        ids = stored.get("ingestions")
+        if ids is None and row.get("knowledge_at"):
+            # from a snapshot: the ingestions whose records it was computed from are those
+            # the bitemporal rule reads for the same firm, moment and knowledge time
+            known = self._known(
+                row["firm_id"],
+                to_utc(row["as_of"]),
+                to_utc(row["knowledge_at"]),
+                None if row.get("consent_id") is None else frozenset(out["providers"]),
+            )
+            ids = known.ingestions
+        try:
+            details = self.ledger.batches(ids or [])
+        except SQLAlchemyError as exc:
+            raise UnavailableError(DB_DOWN) from exc
+        out["ingestions"] = [
+            {
+                "ingestion_id": i,
+                **{
+                    k: (v.isoformat().replace("+00:00", "Z") if isinstance(v, datetime) else v)
+                    for k, v in details.get(i, {}).items()
+                    if k != "ingestion_id"
+                },
+            }
+            for i in ids or []
+        ]
+        return out
+
+    def replay(self, decision_id: str, model: ScoringModel) -> dict[str, Any]:
+        """Recompute a recorded decision from the records as they were known when it was made
+        (event before its ``as_of``, ingested at or before its knowledge time, from its
+        sources), with ``model`` (the version that made it): the features and the PD side by
+        side with the recorded ones."""
+        if self.audit is None:
+            raise UnavailableError("no audit log")
+        row = self.audit.get(None, decision_id)
+        if row is None:
+            raise NotFoundError(f"no decision {decision_id}")
+        if row["source"] == "posted":
+            raise InvalidInputError(
+                "this decision was made on records posted with the request; they were not "
+                "stored, so it cannot be replayed (its feature vector is in the audit log)"
+            )
+        if not row.get("knowledge_at"):
+            raise InvalidInputError(
+                "this decision predates lineage (no knowledge time recorded); it cannot be replayed"
+            )
+        as_of, knowledge = to_utc(row["as_of"]), to_utc(row["knowledge_at"])
+        stored = row.get("lineage") or {}
+        sources = None if row.get("consent_id") is None else frozenset(stored.get("providers", []))
+        known = self._known(row["firm_id"], as_of, knowledge, sources)
+        if row["source"] == "online_store":
+            # the snapshot was built by the batch pipeline: replay on the same engine
+            values = _batch_features(known, row["firm_id"], as_of)
+        else:
+            values = compute(known.records, as_of, firm=known.firm)
+        found = FirmFeatures(row["firm_id"], as_of, values, row["source"])
+        (again,) = self._decide(model, [found], ["top"])
+        recorded = row["features"]
+        diffs = []
+        for name in model.feature_names:
+            a, b = recorded.get(name), again.features.get(name)
+            if a is None and b is None:
+                continue
+            if a is None or b is None or abs(float(a) - float(b)) > 1e-9 * max(1.0, abs(float(a))):
+                diffs.append({"feature": name, "recorded": a, "replayed": b})
+        return {
+            "decision_id": decision_id,
+            "firm_id": row["firm_id"],
+            "as_of": row["as_of"],
+            "knowledge_at": row["knowledge_at"],
+            "model_version": row["model"]["version"],
+            "recorded_pd": row["pd"],
+            "replayed_pd": again.pd,
+            "pd_difference": abs(again.pd - row["pd"]),
+            "recorded_score": row["score"],
+            "replayed_score": again.score,
+            "ingestions": known.ingestions,
+            "feature_differences": diffs,
+        }
+
+
+def _batch_features(known: KnownRecords, firm_id: str, as_of: datetime) -> dict[str, float]:
+    """The batch pipeline's features of one firm over ``known``'s records (an in-memory
+    DuckDB store holding only them)."""
+    con = duckdb.connect(":memory:")
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        frames = as_frames(known)
+        for kind, frame in frames.items():
+            con.register(f"_{kind}", frame)
+            con.execute(f"CREATE TABLE {kind} AS SELECT * FROM _{kind}")  # noqa: S608
+            con.unregister(f"_{kind}")
+        spine = pd.DataFrame(
+            {"firm_id": [firm_id], "as_of": [pd.Timestamp(as_of).tz_convert(None)]}
+        )
+        row = build(con, spine).iloc[0]
+    finally:
+        con.close()
+    from features.catalog import feature_names
+
+    return {n: float(row[n]) for n in feature_names()}

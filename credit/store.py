@@ -11,7 +11,14 @@ sit beside them:
     fault, the offending value (truncated) and a reason a person can act on.
 ``ingestions``
     one row per ingested file: its SHA-256, the counts (``read = accepted + rejected``,
-    ``accepted`` including ``already_present``) and when it started and finished.
+    ``accepted`` including ``already_present``), when it started and finished, and the
+    provider (tenant) whose records it holds (``credit ingest --source``).
+``record_ingestions``
+    per stored record, the ingestion that added it (``file_<n>`` for a file, ``push_<hex>``
+    for a record pushed over HTTP and copied here by the feature build), its provider and
+    since when it is known (the bitemporal rule of :mod:`credit.lineage`). Records stored
+    before this table existed have no row: they count as the operator's, known from the
+    start.
 """
 
 from __future__ import annotations
@@ -54,6 +61,20 @@ CREATE TABLE IF NOT EXISTS ingestions (
   finished_at TIMESTAMP NOT NULL
 )
 """
+
+
+RECORD_INGESTIONS_SQL = """
+CREATE TABLE IF NOT EXISTS record_ingestions (
+  record_type VARCHAR NOT NULL,
+  record_id VARCHAR NOT NULL,
+  ingestion VARCHAR NOT NULL,
+  provider VARCHAR NOT NULL,
+  known_at TIMESTAMP NOT NULL
+)
+"""
+
+#: The provider of records ingested without ``--source``.
+OPERATOR_SOURCE = "operator"
 
 
 def open_store(path: Path | None = None, read_only: bool = False) -> duckdb.DuckDBPyConnection:
@@ -104,6 +125,11 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(rt.create_table_sql(primary_key=False))
     con.execute(REJECTED_SQL)
     con.execute(INGESTIONS_SQL)
+    con.execute(
+        f"ALTER TABLE ingestions ADD COLUMN IF NOT EXISTS provider VARCHAR "
+        f"DEFAULT '{OPERATOR_SOURCE}'"
+    )
+    con.execute(RECORD_INGESTIONS_SQL)
 
 
 def table_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:

@@ -90,7 +90,7 @@ def _decode(text: str) -> dict[str, float]:
 # (credit.fastpath.dbapi: SQLAlchemy's SQL and type conversions, without its execution layer,
 # which costs more than the read itself).
 _LATEST = (
-    select(online_features.c.as_of, online_features.c.features)
+    select(online_features.c.as_of, online_features.c.features, online_features.c.written_at)
     .where(online_features.c.firm_id == bindparam("firm_id"))
     .order_by(online_features.c.as_of.desc())
     .limit(1)
@@ -126,9 +126,15 @@ class OnlineStore:
             metadata.create_all(self._engine, tables=[online_features], checkfirst=True)
         return self._engine
 
-    def write(self, df: pd.DataFrame, chunk: int = 1000) -> int:
+    def write(
+        self, df: pd.DataFrame, chunk: int = 1000, written_at: datetime | None = None
+    ) -> int:
         """Insert or replace snapshots: one per row of ``df`` (``firm_id``, ``as_of`` and
-        every catalog feature). Returns the number of rows written."""
+        every catalog feature). Returns the number of rows written.
+
+        ``written_at``: the moment the records the values were computed from were read
+        (default: now). A firm with records ingested after it gets its features computed
+        afresh at its next score, so pass the time the build started reading."""
         names = feature_names()
         missing = [c for c in ("firm_id", "as_of", *names) if c not in df.columns]
         if missing:
@@ -138,7 +144,8 @@ class OnlineStore:
             )
         if df.duplicated(["firm_id", "as_of"]).any():
             raise ValueError("duplicate (firm_id, as_of) rows in the features to write")
-        now = datetime.now(UTC).replace(tzinfo=None)
+        now = _naive(written_at) if written_at is not None else datetime.now(UTC)
+        now = now.replace(tzinfo=None)
         values = df[names].astype("float64").to_numpy()
         firms = df["firm_id"].astype(str).tolist()
         as_ofs = [_naive(t) for t in df["as_of"]]
@@ -165,16 +172,12 @@ class OnlineStore:
                 conn.execute(online_features.insert(), part)
         return len(rows)
 
-    def get(self, firm_id: str, as_of: Any = None) -> tuple[datetime, dict[str, float]] | None:
-        """The latest snapshot of ``firm_id`` at or before ``as_of`` (default: the latest).
-
-        Returns
-        -------
-        (as_of, features) or None
-            ``features`` maps every feature name to a float (NaN for missing); ``None``
-            when the firm has no snapshot at or before ``as_of``.
-        """
-        if as_of is None:  # the common request: the latest snapshot
+    def snapshot(
+        self, firm_id: str, as_of: Any = None
+    ) -> tuple[datetime, dict[str, float], datetime] | None:
+        """:meth:`get` and when the snapshot was written (UTC): ``(as_of, features,
+        written_at)`` or ``None``."""
+        if as_of is None:
             found = fast_query(self.engine, "online_latest", _LATEST).first(
                 {"firm_id": str(firm_id)}
             )
@@ -184,8 +187,20 @@ class OnlineStore:
             )
         if found is None:
             return None
-        when, text = found  # as_of comes back a datetime on every backend (SQLAlchemy's)
-        return when, _decode(text)
+        when, text, written = found
+        return when, _decode(text), written.replace(tzinfo=UTC)
+
+    def get(self, firm_id: str, as_of: Any = None) -> tuple[datetime, dict[str, float]] | None:
+        """The latest snapshot of ``firm_id`` at or before ``as_of`` (default: the latest).
+
+        Returns
+        -------
+        (as_of, features) or None
+            ``features`` maps every feature name to a float (NaN for missing); ``None``
+            when the firm has no snapshot at or before ``as_of``.
+        """
+        found = self.snapshot(firm_id, as_of)
+        return None if found is None else (found[0], found[1])
 
     def latest_frame(self) -> pd.DataFrame:
         """The latest snapshot of every firm as a feature table: ``firm_id``, ``as_of`` and

@@ -284,7 +284,14 @@ def _too_many(retry_after: int) -> HTMLResponse:
     return page
 
 
-def _page(template: str, status: int, context: Mapping[str, Any]) -> HTMLResponse:
+_FORM_ACTION = {True: "'self'", False: "'none'"}
+
+
+def _page(
+    template: str, status: int, context: Mapping[str, Any], forms: bool = False
+) -> HTMLResponse:
+    """A rendered page with its security headers; ``forms``: the page posts forms to this
+    service (the consent pages), so ``form-action`` allows ``'self'``."""
     css, css_hash = _css()
     html = _env().get_template(template).render(css=Markup(css), **context)
     headers = {
@@ -295,7 +302,7 @@ def _page(template: str, status: int, context: Mapping[str, Any]) -> HTMLRespons
         "X-Robots-Tag": "noindex, nofollow",
         "Content-Security-Policy": (
             f"default-src 'none'; style-src {css_hash}; img-src data:; "
-            "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+            f"base-uri 'none'; form-action {_FORM_ACTION[forms]}; frame-ancestors 'none'"
         ),
     }
     return HTMLResponse(html, status_code=status, headers=headers)
@@ -400,5 +407,7 @@ def seller_page(
         "currency": offers.currency,
         "expires_at": f"{link.expires_at:%H:%M} UTC",
         "decision_id": d.decision_id,
+        "consents_path": str(request.app.url_path_for("seller_consents_page", firm_id=firm_id))
+        + f"?token={token}",
     }
     return _page("seller.html", 200, context)

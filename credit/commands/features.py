@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -46,6 +47,36 @@ def _store(store: Path | None) -> Path:
         )
         raise typer.Exit(2)
     return path
+
+
+def copy_pushed(path: Path, database_url: str | None = None) -> None:
+    """Copy the records providers pushed over HTTP into the record store first, so the build
+    reads them as it reads ingested files (:func:`credit.lineage.sync_pushed`)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from credit.db import get_engine, has_table
+    from credit.ledger import Ledger
+    from credit.lineage import sync_pushed
+    from credit.store import open_store
+
+    try:
+        engine = get_engine(database_url)
+        if not has_table(engine, "provided_records"):
+            return
+        con = open_store(path)
+        try:
+            copied = sync_pushed(con, Ledger(engine))
+        finally:
+            con.close()
+    except SQLAlchemyError as exc:
+        typer.echo(
+            f"warning: pushed records not read (service database: {type(exc).__name__})",
+            err=True,
+        )
+        return
+    n = sum(copied.values())
+    if n:
+        typer.echo(f"copied {n:,} pushed record(s) into {path}", err=True)
 
 
 def _lags(lag: list[str] | None) -> Lags:
@@ -121,6 +152,7 @@ def build_cmd(
     lags = _lags(lag)
     console = Console(stderr=True)
     t0 = time.perf_counter()
+    copy_pushed(path)
     try:
         with console.status(f"building features ({spine} spine) from {path} ..."):
             if spine == "loans":
@@ -174,6 +206,8 @@ def materialize_cmd(
     path = _store(store)
     lags = _lags(lag)
     t0 = time.perf_counter()
+    read_at = datetime.now(UTC)
+    copy_pushed(path, database_url)
     try:
         sp = pipeline.latest_spine(path, as_of)
         df = pipeline.build(path, sp, lags=lags)
@@ -181,7 +215,7 @@ def materialize_cmd(
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(2) from None
     online = OnlineStore(database_url)
-    n = online.write(df)
+    n = online.write(df, written_at=read_at)
     when = sp["as_of"].iloc[0] if len(sp) else as_of
     typer.echo(
         f"materialized {n:,} firms as of {when} into {online.engine.url.render_as_string()} "

@@ -38,6 +38,14 @@ def ingest(
         str | None,
         typer.Option("--memory-limit", help="DuckDB memory limit, e.g. 2GB (spills to disk)."),
     ] = None,
+    source: Annotated[
+        str,
+        typer.Option(
+            "--source",
+            help="The provider (tenant) whose records these are: kept with every record, "
+            "named in consents and in each decision's lineage (default: operator).",
+        ),
+    ] = "operator",
 ) -> None:
     """Validate every row against the data contract and store the valid ones.
 
@@ -47,23 +55,85 @@ def ingest(
 
     Exit 0: every file was read (some rows may be rejected). Exit 1: a file failed whole.
     """
-    from credit.ingest import ingest_dir
+    import re
 
+    from credit.ingest import ingest_dir
+    from credit.records import ID_HELP, ID_PATTERN
+
+    if not re.match(ID_PATTERN, source):
+        from credit.commands.common import fail
+
+        raise fail(f"invalid --source {source!r}: {ID_HELP}", 2)
     err = Console(stderr=True)
     if as_json:
-        report = ingest_dir(directory, store, memory_limit=memory_limit)
-        typer.echo(json.dumps(report.to_dict(), indent=2))
+        report = ingest_dir(directory, store, memory_limit=memory_limit, provider=source)
     else:
-        report = _with_progress(err, directory, store, memory_limit)
+        report = _with_progress(err, directory, store, memory_limit, source)
+    registered = register(report, source, err)
+    if as_json:
+        typer.echo(json.dumps({**report.to_dict(), "source": source}, indent=2))
+    else:
         print_summary(Console(), report)
+        if registered:
+            err.print(
+                f"registered {registered} ingestion(s) of {source} in the service database",
+                highlight=False,
+            )
     for message in report.errors:
         err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     if not report.ok:
         raise typer.Exit(1)
 
 
+def register(report: IngestReport, source: str, err: Console) -> int:
+    """Register each stored file in the service database (:class:`credit.ledger.Ledger`):
+    whose records they are, so consents and lineage can name them, and that the firms have
+    new records, so the service recomputes their features at the next score."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from credit.db import get_engine, upgrade
+    from credit.ledger import Ledger, file_ingestion_id
+
+    done = [f for f in report.files if f.status == "ingested" and f.ingestion_id is not None]
+    if not done:
+        return 0
+    try:
+        engine = get_engine()
+        upgrade(engine)
+        ledger = Ledger(engine)
+        for f in done:
+            ledger.register_file(
+                file_ingestion_id(f.ingestion_id),  # type: ignore[arg-type]
+                source,
+                f.file,
+                f.sha256 or "",
+                f.finished_at,  # type: ignore[arg-type]
+                {
+                    f.record_type: {
+                        "read": f.read,
+                        "accepted": f.accepted,
+                        "added": f.added,
+                        "already_present": f.already_present,
+                        "rejected": f.rejected,
+                    }
+                },
+                f.firms,
+            )
+    except SQLAlchemyError as exc:
+        report.errors.append(
+            "the records are stored, but the service database could not be told "
+            f"({type(exc).__name__}): run the same command again once it is reachable"
+        )
+        return 0
+    return len(done)
+
+
 def _with_progress(
-    console: Console, directory: Path, store: Path | None, memory_limit: str | None
+    console: Console,
+    directory: Path,
+    store: Path | None,
+    memory_limit: str | None,
+    source: str = "operator",
 ) -> IngestReport:
     from rich.progress import (
         BarColumn,
@@ -91,7 +161,9 @@ def _with_progress(
                 tasks[file] = bar.add_task(file, total=total)
             bar.update(tasks[file], completed=done, description=f"{file}: {stage}")
 
-        return ingest_dir(directory, store, progress=progress, memory_limit=memory_limit)
+        return ingest_dir(
+            directory, store, progress=progress, memory_limit=memory_limit, provider=source
+        )
 
 
 def print_summary(console: Console, report: IngestReport) -> None:

@@ -87,7 +87,7 @@ def _seller_link(firm: str, tenant: str, base_url: str, ttl: int) -> None:
         get_settings(), model=lambda: None, online=common.online_store(), links=LinkStore(engine)
     )
     try:
-        link = svc.seller_link(firm, caller=Party(tenant), ttl_seconds=ttl)
+        link = svc.seller_link(firm, caller=Party(tenant, operator=True), ttl_seconds=ttl)
     except UseCaseError as exc:
         raise common.exit_for(exc) from exc
     typer.echo(f"{base_url.rstrip('/')}/sellers/{firm}?token={link.token}")
@@ -158,7 +158,11 @@ def offers(
     when = common.parse_as_of(as_of)
     fo = common.run(
         lambda svc: svc.firm_offers(
-            firm, when, caller=Party(tenant or common.OPERATOR_TENANT), channel="cli", policy=pol
+            firm,
+            when,
+            caller=Party(tenant or common.OPERATOR_TENANT, operator=True),
+            channel="cli",
+            policy=pol,
         )
     )
     decision, result = fo.decision, fo.offers

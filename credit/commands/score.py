@@ -74,7 +74,7 @@ def score(
     if firm is not None:
         when = common.parse_as_of(as_of)
         mode = cast(Explain, explain)
-        who = Party(common.OPERATOR_TENANT)
+        who = Party(common.OPERATOR_TENANT, operator=True)
         d = common.run(lambda svc: svc.decide_firm(firm, when, caller=who, explain=mode))
         typer.echo(json.dumps(d.to_response(), indent=2))
         return

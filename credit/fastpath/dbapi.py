@@ -66,7 +66,7 @@ class DirectStatement:
 
 
 class FastQuery(DirectStatement):
-    """The first row of a ``select``: the few lookups every request makes.
+    """The rows of a ``select``: the few lookups every request makes.
 
     Parameters go in as SQLAlchemy would bind them and values come out as its result would
     give them (each type's own bind and result processors for the dialect: SQLite's text
@@ -99,27 +99,38 @@ class FastQuery(DirectStatement):
                 procs.append((i, proc))
         return procs
 
-    def first(self, params: dict[str, Any]) -> tuple[Any, ...] | None:
-        """The first row for ``params`` (by bind-parameter name), or ``None``."""
+    def _rows(self, params: dict[str, Any], one: bool) -> list[tuple[Any, ...]]:
         params = {**self._fixed, **params}
         for name, proc in self._bind_procs.items():
             if name in params:
                 params[name] = proc(params[name])
         args: Any = tuple(params[n] for n in self._names) if self._names else params
 
-        def fetch(cur: Any) -> tuple[Any, ...] | None:
+        def fetch(cur: Any) -> list[Any]:
             cur.execute(self.sql, args)
             if self._result_procs is None:
                 self._result_procs = self._processors(cur.description)
-            return cur.fetchone()
+            if one:
+                row = cur.fetchone()
+                return [] if row is None else [row]
+            return list(cur.fetchall())
 
-        row = self._execute(fetch, params, commit=False)
-        if row is None:
-            return None
-        values = list(row)
-        for i, proc in self._result_procs or ():
-            values[i] = proc(values[i])
-        return tuple(values)
+        out = []
+        for row in self._execute(fetch, params, commit=False):
+            values = list(row)
+            for i, proc in self._result_procs or ():
+                values[i] = proc(values[i])
+            out.append(tuple(values))
+        return out
+
+    def first(self, params: dict[str, Any]) -> tuple[Any, ...] | None:
+        """The first row for ``params`` (by bind-parameter name), or ``None``."""
+        rows = self._rows(params, one=True)
+        return rows[0] if rows else None
+
+    def all(self, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+        """Every row for ``params`` (a short result: a firm's consents, its providers)."""
+        return self._rows(params, one=False)
 
 
 class FastInsert(DirectStatement):
