@@ -73,6 +73,14 @@ app.command("offers")(_offers.offers)
 from credit.commands import links as _links  # noqa: E402
 
 app.add_typer(_links.app, name="links")
+from credit.commands import consents as _consents  # noqa: E402
+from credit.commands import decisions as _decisions  # noqa: E402
+
+app.add_typer(_consents.app, name="consents")
+app.add_typer(_decisions.app, name="decisions")
+from credit.commands import records as _records  # noqa: E402
+
+app.add_typer(_records.app, name="records")
 
 from credit.commands import train as _train  # noqa: E402
 

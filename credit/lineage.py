@@ -20,7 +20,7 @@ was not shared rather than that the firm has no history.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -147,20 +147,27 @@ def load_known(
 def as_frames(known: KnownRecords) -> dict[str, pd.DataFrame]:
     """The records as the offer engine reads them: one frame per type, ``firms`` included."""
     out: dict[str, pd.DataFrame] = {}
-    for kind, rt in RECORD_TYPES.items():
+    for kind in RECORD_TYPES:
         rows = ([known.firm] if known.firm else []) if kind == "firms" else known.records[kind]
-        frame = pd.DataFrame(rows, columns=list(rt.columns))
-        for f in rt.fields:  # the contract's types, as the record store gives them
-            if f.dtype == "timestamp":
-                frame[f.name] = pd.to_datetime(frame[f.name])
-            elif f.dtype == "float":
-                frame[f.name] = pd.to_numeric(frame[f.name]).astype("float64")
-            elif f.dtype == "int":
-                frame[f.name] = pd.to_numeric(frame[f.name]).astype("Int64")
-            elif f.dtype == "bool":
-                frame[f.name] = frame[f.name].astype("boolean")
-        out[kind] = frame
+        out[kind] = records_frame(kind, rows)
     return out
+
+
+def records_frame(record_type: str, rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
+    """Typed records as a frame with the contract's columns and types (as the record store
+    gives them)."""
+    rt = RECORD_TYPES[record_type]
+    frame = pd.DataFrame(list(rows), columns=list(rt.columns))
+    for f in rt.fields:
+        if f.dtype == "timestamp":
+            frame[f.name] = pd.to_datetime(frame[f.name])
+        elif f.dtype == "float":
+            frame[f.name] = pd.to_numeric(frame[f.name]).astype("float64")
+        elif f.dtype == "int":
+            frame[f.name] = pd.to_numeric(frame[f.name]).astype("Int64")
+        elif f.dtype == "bool":
+            frame[f.name] = frame[f.name].astype("boolean")
+    return frame
 
 
 def sync_pushed(con: duckdb.DuckDBPyConnection, ledger: Ledger) -> dict[str, int]:
