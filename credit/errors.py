@@ -28,6 +28,12 @@ class NotFoundError(UseCaseError):
     status = 404
 
 
+class NotSharedError(NotFoundError):
+    """The caller has no active consent for the firm: answered exactly as an unknown firm, so
+    the answer says nothing about whether the firm exists (only the seller's own pages say
+    more)."""
+
+
 class InvalidInputError(UseCaseError):
     """The input cannot be used: records that break a rule, features that do not fit the
     model, a decision the offer engine cannot price."""

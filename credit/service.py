@@ -44,6 +44,7 @@ from credit.errors import (
     AuditUnavailableError,
     InvalidInputError,
     NotFoundError,
+    NotSharedError,
     RejectedRecordsError,
     UnavailableError,
     UseCaseError,
@@ -447,13 +448,13 @@ class CreditService:
         if is_operator(caller):
             return Grant(None, None)
         if self.consents is None:
-            raise NotFoundError(NOT_SHARED.format(firm_id=firm_id))
+            raise NotSharedError(NOT_SHARED.format(firm_id=firm_id))
         try:
             grant = self.consents.active(caller.tenant, firm_id, purpose)
         except SQLAlchemyError as exc:
             raise UnavailableError(DB_DOWN) from exc
         if grant is None:
-            raise NotFoundError(NOT_SHARED.format(firm_id=firm_id))
+            raise NotSharedError(NOT_SHARED.format(firm_id=firm_id))
         return grant
 
     def _authorize_many(
@@ -670,7 +671,7 @@ class CreditService:
                     posted = PostedRecords(item.records, item.firm)
                     found[i] = RecordFeatures(posted, "posted").features(item.firm_id, item.as_of)
                 elif item.firm_id not in grants:
-                    raise NotFoundError(NOT_SHARED.format(firm_id=item.firm_id))
+                    raise NotSharedError(NOT_SHARED.format(firm_id=item.firm_id))
                 else:
                     found[i] = self.scoped_features(item.firm_id, item.as_of, grants[item.firm_id])
             except UseCaseError as exc:
@@ -1011,7 +1012,7 @@ class CreditService:
         except ValueError as exc:
             raise InvalidInputError(str(exc)) from exc
         if caller.tenant not in self._providers(firm_id):
-            raise NotFoundError(NOT_SHARED.format(firm_id=firm_id))
+            raise NotSharedError(NOT_SHARED.format(firm_id=firm_id))
         try:
             return self._consent_store().attest(
                 firm_id,

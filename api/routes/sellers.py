@@ -31,7 +31,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
 from api.ratelimit import TokenBucket
-from credit.errors import NotFoundError, UseCaseError
+from credit.errors import NotFoundError, NotSharedError, UseCaseError
 from credit.links import LinkError
 from credit.offers import Offer, monthly_activity
 from credit.records import ID_PATTERN
@@ -365,6 +365,13 @@ def seller_page(
         scale = service.model().scale
         fo = service.firm_offers(
             firm_id, None, caller=Party(tenant=link.tenant), channel="seller_page"
+        )
+    except NotSharedError:
+        return _problem(
+            404,
+            "You do not share your data with this platform",
+            "You have not agreed to share your trade data with this platform, or you stopped "
+            "sharing it, so it cannot show you offers. Ask the platform for a consent link.",
         )
     except NotFoundError:
         return _problem(
