@@ -670,9 +670,15 @@ def validate_records(
     con = _memory_store()
     try:
         for ref, ids in (known or {}).items():
-            values = [(str(k),) for k in set(ids)]
-            if values:
-                con.executemany(f"INSERT INTO {known_table(ref)} VALUES (?)", values)
+            values = sorted({str(k) for k in ids})
+            if values:  # one Arrow column: DuckDB's executemany costs ~0.1 ms a row
+                import pyarrow as pa
+
+                con.register("_known", pa.table({"k": pa.array(values, pa.string())}))
+                try:
+                    con.execute(f"INSERT INTO {known_table(ref)} SELECT k FROM _known")
+                finally:
+                    con.unregister("_known")
         for rt in rts:
             rows = list(records[rt.name])
             check.accepted[rt.name] = []

@@ -152,6 +152,10 @@ class FastInsert(DirectStatement):
             (c.name, c.type.dialect_impl(dialect).bind_processor(dialect)) for c in table.columns
         ]
 
+    def params(self, row: dict[str, Any]) -> Any:
+        """``row`` as the driver takes it for :attr:`sql` (values converted, in order)."""
+        return self._params(row)
+
     def _params(self, row: dict[str, Any]) -> Any:
         values = [
             (conv(row.get(name)) if conv is not None else row.get(name))
