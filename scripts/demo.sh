@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The tradecredit demo, end to end on embedded defaults. `make demo` runs it with .venv/bin on PATH.
 #
-#   simulate -> ingest -> train + promote -> materialize features -> API key -> serve
+#   simulate -> ingest -> train + promote -> materialize features -> API keys -> serve ->
+#   providers push a seller's records, a lender asks for consent, the seller agrees, scores
 #
 # Everything it writes lives in the data directory var/demo (override TRADECREDIT_DATA_DIR).
 # DEMO_FIRMS (default 2000), DEMO_PORT (default 8000); DEMO_SERVE=0 stops after the setup
@@ -22,23 +23,30 @@ step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 rm -rf "$data"
 mkdir -p "$data"
 
-step "1/6 Simulate ${firms} cross-border e-commerce firms over 36 months from 2023-01 (seed 7)"
+step "1/7 Simulate ${firms} cross-border e-commerce firms over 36 months from 2023-01 (seed 7)"
 credit simulate --firms "$firms" --start 2023-01 --months 36 --seed 7 --out "$data/world"
 
-step "2/6 Ingest the five record files into the DuckDB record store (every row validated)"
+step "2/7 Ingest the five record files into the DuckDB record store (every row validated)"
 credit ingest "$data/world"
 
-step "3/6 Train the calibrated LightGBM PD model and the scorecard baseline; promote to champion"
+step "3/7 Train the calibrated LightGBM PD model and the scorecard baseline; promote to champion"
 credit train --truth "$data/world/truth.parquet" --promote
 
-step "4/6 Materialize the latest features of every firm into the online store"
+step "4/7 Materialize the latest features of every firm into the online store"
 credit features materialize
 
-step "5/6 Create a demo lender API key (only its hash is stored)"
+step "5/7 Create API keys: two lenders and three platforms (only their hashes are stored)"
 lender_key=$(credit keys create --tenant demo-lender --role lender --note "make demo")
-echo "lender key: $lender_key"
+echo "lender key (demo-lender): $lender_key"
+DEMO_LENDER_KEY="$lender_key"
+DEMO_OTHER_KEY=$(credit keys create --tenant other-lender --role lender --note "make demo")
+DEMO_MARKET_KEY=$(credit keys create --tenant demo-market --role platform --note "make demo")
+DEMO_CUSTOMS_KEY=$(credit keys create --tenant demo-customs --role platform --note "make demo")
+DEMO_PLATFORM_KEY=$(credit keys create --tenant demo-platform --role platform --note "make demo")
+export DEMO_LENDER_KEY DEMO_OTHER_KEY DEMO_MARKET_KEY DEMO_CUSTOMS_KEY DEMO_PLATFORM_KEY
+echo "and keys for other-lender, demo-market, demo-customs (providers) and demo-platform"
 
-step "6/6 Start the scoring service on $base"
+step "6/7 Start the scoring service on $base"
 echo "(service logs: $data/service.log)"
 credit serve --host 127.0.0.1 --port "$port" >"$data/service.log" 2>&1 &
 server=$!
@@ -53,7 +61,14 @@ for _ in $(seq 1 120); do
 done
 curl -fs "$base/readyz" >/dev/null || { echo "the service did not become ready" >&2; exit 1; }
 
+step "7/7 Three parties: providers push a seller's records, a lender asks, the seller agrees (docs/consent.md)"
+python "$(dirname "$0")/demo_story.py" story "$base"
+
 firm=$(python "$(dirname "$0")/demo_firm.py")
+
+echo
+echo "The showcase firm $firm: its seller consents to demo-lender and demo-platform"
+python "$(dirname "$0")/demo_story.py" consent "$base" "$firm" DEMO_LENDER_KEY DEMO_PLATFORM_KEY
 
 echo
 echo "A real decision for $firm (POST /v1/score):"

@@ -24,7 +24,7 @@ if [ "$firm" = auto ]; then
   fi
 fi
 
-platform_key=$(credit keys create --tenant demo-platform --role platform --note "make demo" 2>/dev/null)
+platform_key="${DEMO_PLATFORM_KEY:-$(credit keys create --tenant demo-platform --role platform --note "make demo" 2>/dev/null)}"
 link=$(credit offers --firm "$firm" --seller-link --tenant demo-platform --base-url "$base")
 
 cat <<TXT

@@ -1,0 +1,199 @@
+"""The three-party story of ``make demo``, told over HTTP against the running service.
+
+    python scripts/demo_story.py story BASE_URL
+    python scripts/demo_story.py consent BASE_URL FIRM TENANT_KEY_VAR...
+
+``story``: two providers push a new seller's records, a lender asks for consent, the seller
+approves on the printed link, the lender scores; a second lender without consent gets 404;
+the seller revokes and the first lender's next score gets 404. ``consent``: the seller of FIRM
+approves a request of each tenant whose API key is in the named environment variables (for the
+rest of the demo). The keys come from environment variables (DEMO_MARKET_KEY, DEMO_CUSTOMS_KEY,
+DEMO_LENDER_KEY, DEMO_OTHER_KEY); the seller's clicks are made as the page's form would post
+them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+import urllib.error
+import urllib.parse
+import urllib.request
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+SELLER = "91330100MA2DEMO01X"  # an 18-character Unified Social Credit Code, as firm_id
+
+
+def call(base: str, method: str, path: str, key: str | None = None, body: Any = None,
+         form: dict[str, str] | None = None) -> tuple[int, Any]:  # fmt: skip
+    headers = {"X-API-Key": key} if key else {}
+    data = None
+    if form is not None:
+        data = urllib.parse.urlencode(form).encode()
+        headers["Content-Type"] = "application/x-www-form-urlencoded"
+    elif body is not None:
+        data = json.dumps(body).encode()
+        headers["Content-Type"] = "application/json"
+    req = urllib.request.Request(base + path, data=data, headers=headers, method=method)
+    try:
+        with urllib.request.urlopen(req, timeout=60) as r:
+            raw, status, ctype = r.read(), r.status, r.headers.get("content-type", "")
+    except urllib.error.HTTPError as e:
+        raw, status, ctype = e.read(), e.code, e.headers.get("content-type", "")
+    return status, (json.loads(raw) if "json" in ctype else raw.decode())
+
+
+def say(text: str) -> None:
+    print(f"\n-- {text}", flush=True)
+
+
+def seller_records() -> dict[str, list[dict[str, Any]]]:
+    """A simulated firm's records as a new seller's: IDs prefixed, dates moved so that its
+    history ends two days ago (the demo world ends in the past)."""
+    from credit.records import RECORD_TYPES
+    from credit.store import open_store
+
+    con = open_store(read_only=True)
+    try:
+        (source,) = con.execute(
+            "SELECT firm_id FROM payments WHERE kind = 'settlement' GROUP BY firm_id "
+            "ORDER BY count(*) DESC LIMIT 1 OFFSET 5"
+        ).fetchone()
+        (last,) = con.execute(
+            "SELECT max(occurred_at) FROM payments WHERE firm_id = ?", [source]
+        ).fetchone()
+        shift = timedelta(days=(datetime.now(UTC).replace(tzinfo=None) - last).days - 2)
+        out: dict[str, list[dict[str, Any]]] = {}
+        for name, rt in RECORD_TYPES.items():
+            if name == "loans":  # a lender's own data, not a provider's
+                continue
+            cur = con.execute(f"SELECT * FROM {name} WHERE firm_id = ?", [source])  # noqa: S608
+            cols = [d[0] for d in cur.description]
+            rows = []
+            for row in cur.fetchall():
+                rec = dict(zip(cols, row, strict=True))
+                for f in rt.fields:
+                    v = rec.get(f.name)
+                    if f.dtype == "timestamp" and v is not None:
+                        rec[f.name] = (v + shift).isoformat()
+                    elif f.name == rt.id_field and name != "firms":
+                        rec[f.name] = f"demo-{v}"
+                    elif f.references == ("customs", "declaration_id") and v is not None:
+                        rec[f.name] = f"demo-{v}"
+                rec["firm_id"] = SELLER
+                rows.append(rec)
+            out[name] = rows
+    finally:
+        con.close()
+    return out
+
+
+def approve(base: str, path: str) -> str:
+    """Open the consent page as the seller, print what it asks, press Yes; the token."""
+    status, html = call(base, "GET", path)
+    assert status == 200, html
+    terms = re.findall(r"<dt>(.*?)</dt><dd>(.*?)</dd>", html, flags=re.S)
+    for k, v in terms:
+        print(f"   {k:14s} {' '.join(re.sub(r'<[^>]+>', ' ', v).split())}")
+    token = re.search(r'name="token" value="([^"]+)"', html).group(1)  # type: ignore[union-attr]
+    status, html = call(
+        base, "POST", path.split("?")[0], form={"token": token, "answer": "approve"}
+    )
+    assert status == 200, html
+    print("   seller pressed Yes: " + re.search(r"<h1[^>]*>(.*?)</h1>", html).group(1))  # type: ignore[union-attr]
+    return token
+
+
+def ask(base: str, key: str, firm: str) -> dict[str, Any]:
+    status, asked = call(
+        base, "POST", f"/v1/firms/{firm}/consent-requests", key,
+        {"purposes": ["credit_assessment"], "months": 12},
+    )  # fmt: skip
+    assert status == 201, asked
+    return dict(asked)
+
+
+def score(base: str, key: str, firm: str) -> tuple[int, Any]:
+    return call(base, "POST", "/v1/score", key, {"firm_id": firm})
+
+
+def story(base: str) -> None:
+    market, customs = os.environ["DEMO_MARKET_KEY"], os.environ["DEMO_CUSTOMS_KEY"]
+    lender, other = os.environ["DEMO_LENDER_KEY"], os.environ["DEMO_OTHER_KEY"]
+    recs = seller_records()
+    say(f"demo-market (a marketplace) pushes seller {SELLER}'s sales: POST /v1/records")
+    st, a = call(base, "POST", "/v1/records", market,
+                 {"records": {"firms": recs["firms"], "payments": recs["payments"]}})  # fmt: skip
+    assert st == 200, a
+    for name, n in a["counts"].items():
+        print(f"   {name:9s} read {n['read']:4d} = accepted {n['accepted']} + rejected "
+              f"{n['rejected']}  (added {n['added']})  ingestion {a['ingestion_id']}")  # fmt: skip
+    say("demo-customs (a customs data service) pushes its declarations and shipments")
+    st, b = call(base, "POST", "/v1/records", customs,
+                 {"records": {"customs": recs["customs"], "shipments": recs["shipments"]}})  # fmt: skip
+    assert st == 200, b
+    for name, n in b["counts"].items():
+        print(f"   {name:9s} read {n['read']:4d} = accepted {n['accepted']} + rejected "
+              f"{n['rejected']}  (added {n['added']})  ingestion {b['ingestion_id']}")  # fmt: skip
+    say("demo-lender scores the seller without consent")
+    st, no = score(base, lender, SELLER)
+    print(f"   {st} {no['detail']}")
+    say("demo-lender asks the seller for consent: POST /v1/firms/{id}/consent-requests")
+    asked = ask(base, lender, SELLER)
+    print(f"   link for the seller: {asked['url']}")
+    say("The seller opens the link")
+    token = approve(base, asked["path"])
+    say("demo-lender scores again")
+    st, d = score(base, lender, SELLER)
+    assert st == 200, d
+    print(f"   {st} PD {d['pd']:.4f}  score {d['score']}  grade {d['grade']}  "
+          f"sources {', '.join(d['sources'])}  consent {d['consent_id']}")  # fmt: skip
+    for r in d["reasons"][:3]:
+        print(f"   reason {r['code']}: {r['text']}")
+    st, rec = call(base, "GET", f"/v1/decisions/{d['decision_id']}", lender)
+    print("   lineage (GET /v1/decisions/{id}):")
+    for i in rec["lineage"]["ingestions"]:
+        print(f"     {i['ingestion_id']}  {i['provider']:12s} {i['channel']}  sha256 "
+              f"{i['sha256'][:12]}...  {i['ingested_at']}")  # fmt: skip
+    say("other-lender, without consent, scores the same seller")
+    st, no = score(base, other, SELLER)
+    print(f"   {st} {no['detail']}")
+    say("The seller opens 'Who can see your data' and presses Stop sharing")
+    consents_path = f"/sellers/{SELLER}/consents?token={token}"
+    st, html = call(base, "GET", consents_path)
+    action = re.search(r'action="([^"]+/revoke)"', html).group(1)  # type: ignore[union-attr]
+    st, html = call(base, "POST", action, form={"token": token})
+    assert st == 200 and "no one" in html, html  # the 303 was followed to the list
+    print("   the page now says: You share your trade data with no one right now.")
+    say("demo-lender's next score")
+    st, no = score(base, lender, SELLER)
+    print(f"   {st} {no['detail']}")
+    st, rec = call(base, "GET", f"/v1/decisions/{d['decision_id']}", lender)
+    print(f"   (the decision made under the consent stays in the audit log: GET -> {st})")
+    again = ask(base, lender, SELLER)
+    print("\n   Try it yourself: open this consent link in a browser (valid 7 days) and answer:")
+    print(f"   {again['url']}")
+    print(f"   then the seller's consents page: {base}{consents_path.split('?')[0]}"
+          f"?token={again['path'].split('token=')[1]}")  # fmt: skip
+
+
+def consent(base: str, firm: str, key_vars: list[str]) -> None:
+    for var in key_vars:
+        asked = ask(base, os.environ[var], firm)
+        status, html = call(base, "GET", asked["path"])
+        token = re.search(r'name="token" value="([^"]+)"', html).group(1)  # type: ignore[union-attr]
+        status, html = call(base, "POST", asked["path"].split("?")[0],
+                            form={"token": token, "answer": "approve"})  # fmt: skip
+        assert status == 200, html
+        who = asked["consent"]["grantee"]
+        print(f"   the seller of {firm} approved {who}'s request ({asked['consent']['consent_id']})")
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "story":
+        story(sys.argv[2])
+    else:
+        consent(sys.argv[2], sys.argv[3], sys.argv[4:])
