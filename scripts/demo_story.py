@@ -79,9 +79,9 @@ def seller_records() -> dict[str, list[dict[str, Any]]]:
                     v = rec.get(f.name)
                     if f.dtype == "timestamp" and v is not None:
                         rec[f.name] = (v + shift).isoformat()
-                    elif f.name == rt.id_field and name != "firms":
-                        rec[f.name] = f"demo-{v}"
-                    elif f.references == ("customs", "declaration_id") and v is not None:
+                    elif (f.name == rt.id_field and name != "firms") or (
+                        f.references == ("customs", "declaration_id") and v is not None
+                    ):
                         rec[f.name] = f"demo-{v}"
                 rec["firm_id"] = SELLER
                 rows.append(rec)
@@ -116,6 +116,18 @@ def ask(base: str, key: str, firm: str) -> dict[str, Any]:
     return dict(asked)
 
 
+def push(base: str, key: str, records: dict[str, Any]) -> dict[str, Any]:
+    """POST /v1/records and print its counts (read = accepted + rejected)."""
+    status, out = call(base, "POST", "/v1/records", key, {"records": records})
+    assert status == 200, out
+    for name, n in out["counts"].items():
+        print(
+            f"   {name:9s} read {n['read']:4d} = accepted {n['accepted']} + rejected "
+            f"{n['rejected']}  (added {n['added']})  ingestion {out['ingestion_id']}"
+        )
+    return dict(out)
+
+
 def score(base: str, key: str, firm: str) -> tuple[int, Any]:
     return call(base, "POST", "/v1/score", key, {"firm_id": firm})
 
@@ -125,19 +137,9 @@ def story(base: str) -> None:
     lender, other = os.environ["DEMO_LENDER_KEY"], os.environ["DEMO_OTHER_KEY"]
     recs = seller_records()
     say(f"demo-market (a marketplace) pushes seller {SELLER}'s sales: POST /v1/records")
-    st, a = call(base, "POST", "/v1/records", market,
-                 {"records": {"firms": recs["firms"], "payments": recs["payments"]}})  # fmt: skip
-    assert st == 200, a
-    for name, n in a["counts"].items():
-        print(f"   {name:9s} read {n['read']:4d} = accepted {n['accepted']} + rejected "
-              f"{n['rejected']}  (added {n['added']})  ingestion {a['ingestion_id']}")  # fmt: skip
+    push(base, market, {"firms": recs["firms"], "payments": recs["payments"]})
     say("demo-customs (a customs data service) pushes its declarations and shipments")
-    st, b = call(base, "POST", "/v1/records", customs,
-                 {"records": {"customs": recs["customs"], "shipments": recs["shipments"]}})  # fmt: skip
-    assert st == 200, b
-    for name, n in b["counts"].items():
-        print(f"   {name:9s} read {n['read']:4d} = accepted {n['accepted']} + rejected "
-              f"{n['rejected']}  (added {n['added']})  ingestion {b['ingestion_id']}")  # fmt: skip
+    push(base, customs, {"customs": recs["customs"], "shipments": recs["shipments"]})
     say("demo-lender scores the seller without consent")
     st, no = score(base, lender, SELLER)
     print(f"   {st} {no['detail']}")
@@ -188,8 +190,8 @@ def consent(base: str, firm: str, key_vars: list[str]) -> None:
         status, html = call(base, "POST", asked["path"].split("?")[0],
                             form={"token": token, "answer": "approve"})  # fmt: skip
         assert status == 200, html
-        who = asked["consent"]["grantee"]
-        print(f"   the seller of {firm} approved {who}'s request ({asked['consent']['consent_id']})")
+        who, cid = asked["consent"]["grantee"], asked["consent"]["consent_id"]
+        print(f"   the seller of {firm} approved {who}'s request ({cid})")
 
 
 if __name__ == "__main__":
