@@ -226,6 +226,20 @@ class PostedRecords:
         return out
 
 
+def store_problem(exc: BaseException) -> str:
+    """What an unreadable record store means to a caller. The embedded record store is one
+    DuckDB file with one writer at a time: while ``credit ingest`` or a feature build writes
+    it, other processes cannot open it, and records pushed over HTTP (kept in the service
+    database) are unaffected."""
+    if "lock" in str(exc).lower():
+        return (
+            "record store unavailable: it is being written (credit ingest or credit features "
+            "is running; the embedded DuckDB store has one writer at a time); retry when it "
+            "finishes"
+        )
+    return f"record store unavailable: {type(exc).__name__}"
+
+
 class RecordStore:
     """A firm's records from the record store (DuckDB, opened read-only for each read) and,
     with a ``ledger``, the records pushed over HTTP: as known at a moment, from the
@@ -273,7 +287,7 @@ class RecordStore:
         except SQLAlchemyError as exc:
             raise UnavailableError(DB_DOWN) from exc
         except (duckdb.Error, OSError) as exc:  # locked by a writer, corrupt file
-            raise UnavailableError(f"record store unavailable: {type(exc).__name__}") from exc
+            raise UnavailableError(store_problem(exc)) from exc
 
     def load(
         self,
@@ -830,9 +844,7 @@ class CreditService:
         try:
             con = open_store(Path(path), read_only=True)
         except (duckdb.Error, OSError) as exc:
-            raise UnavailableError(
-                f"the record store is busy or unreadable ({type(exc).__name__}); retry later"
-            ) from exc
+            raise UnavailableError(store_problem(exc)) from exc
         try:
             rows = con.execute(
                 f"SELECT {id_field} FROM {record_type} "  # noqa: S608 - our names

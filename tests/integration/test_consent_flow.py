@@ -236,3 +236,44 @@ def test_replay_reads_what_was_known_then_even_after_a_late_record(
     assert pushed["ingestion_id"] in service.replay(after["decision_id"], catalog_model)[
         "ingestions"
     ]
+
+
+@pytest.mark.postgres
+def test_replicas_share_pushes_and_consents_on_postgresql(
+    tmp_path: Any, catalog_model: ScoringModel, world: dict[str, Any]
+) -> None:
+    """Two replicas of the service on one PostgreSQL database: a push and a consent made
+    through one are seen by the other at its next request."""
+    from fastapi.testclient import TestClient
+
+    from api.main import create_app
+    from credit.keys import create_key
+    from credit.settings import Settings
+    from tests.api_support import fresh_pg_database
+
+    with fresh_pg_database("tc_consent") as (url, _, _):
+        apps = [
+            create_app(
+                settings=Settings(data_dir=tmp_path / f"r{i}", api_rate_limit=0, database_url=url),
+                model_loader=lambda s: catalog_model,
+            )
+            for i in (1, 2)
+        ]
+        with TestClient(apps[0]) as one, TestClient(apps[1]) as two:
+            engine = apps[0].state.service.engine
+            keys = {
+                "market": create_key(engine, MARKET, "platform")[1],
+                "customs": create_key(engine, CUSTOMS, "platform")[1],
+                "lender_a": create_key(engine, "bank-a", "lender")[1],
+            }
+            firm = world["firm"]
+            push_both(one, keys, world["records"])
+            assert score(two, keys["lender_a"], firm).status_code == 404
+            ask_and_approve(one, keys["lender_a"], firm)
+            d = score(two, keys["lender_a"], firm)
+            assert d.status_code == 200, d.text
+            assert d.json()["sources"] == sorted([MARKET, CUSTOMS])
+            again = push(two, keys["market"], {"payments": world["records"]["payments"][:5]})
+            assert again["counts"]["payments"]["already_present"] == 5  # pushed via the other
+        for app in apps:
+            app.state.service.engine.dispose()
