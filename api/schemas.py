@@ -195,6 +195,9 @@ class Reason(BaseModel):
         None,
         description="True when the feature is missing because the records it needs belong "
         "to a provider the consent does not cover (not shared, rather than no history).",
+        # absent unless true, as POST /v1/score writes it, so a recorded decision reads back
+        # with the reasons it was returned with
+        exclude_if=lambda v: v is None,
     )
 
 

@@ -206,6 +206,13 @@ class Ledger:
         rows = fast_query(self.engine, "firm_providers", _PROVIDERS).all({"firm_id": firm_id})
         return {p: _utc(t) for p, t in rows}  # type: ignore[misc]
 
+    def has_records(self, firm_id: str) -> bool:
+        """Whether any record of ``firm_id`` was pushed over HTTP."""
+        c = provided_records.c
+        with self.engine.connect() as conn:
+            q = sa.select(c.record_id).where(c.firm_id == firm_id).limit(1)
+            return conn.execute(q).first() is not None
+
     def known_firms(self, firm_ids: Iterable[str]) -> set[str]:
         ids = sorted(set(firm_ids))
         found: set[str] = set()

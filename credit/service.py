@@ -275,7 +275,9 @@ class RecordStore:
         """The firm's records with their lineage; :class:`UnavailableError` when a store
         cannot be read."""
         path = self.path
-        if self.ledger is None and not path.exists():
+        # Without the file, only a firm with pushed records can be read: a firm whose records
+        # came in files is unreadable, not empty (a moved data directory, say).
+        if not path.exists() and (self.ledger is None or not self._pushed(firm_id)):
             raise UnavailableError(
                 f"record store unavailable: record store {path} does not exist; "
                 "run `credit ingest DIR` first"
@@ -288,6 +290,12 @@ class RecordStore:
             raise UnavailableError(DB_DOWN) from exc
         except (duckdb.Error, OSError) as exc:  # locked by a writer, corrupt file
             raise UnavailableError(store_problem(exc)) from exc
+
+    def _pushed(self, firm_id: str) -> bool:
+        try:
+            return self.ledger is not None and self.ledger.has_records(firm_id)
+        except SQLAlchemyError as exc:
+            raise UnavailableError(DB_DOWN) from exc
 
     def load(
         self,

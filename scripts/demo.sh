@@ -62,7 +62,11 @@ done
 curl -fs "$base/readyz" >/dev/null || { echo "the service did not become ready" >&2; exit 1; }
 
 step "7/7 Three parties: providers push a seller's records, a lender asks, the seller agrees (docs/consent.md)"
-python "$(dirname "$0")/demo_story.py" story "$base"
+DEMO_DECISION_FILE="$data/story_decision" python "$(dirname "$0")/demo_story.py" story "$base"
+
+echo
+echo "-- The operator replays demo-lender's decision: credit decisions replay $(cat "$data/story_decision")"
+credit decisions replay "$(cat "$data/story_decision")" >/dev/null
 
 firm=$(python "$(dirname "$0")/demo_firm.py")
 

@@ -160,6 +160,17 @@ def story(base: str) -> None:
     for i in rec["lineage"]["ingestions"]:
         print(f"     {i['ingestion_id']}  {i['provider']:12s} {i['channel']}  sha256 "
               f"{i['sha256'][:12]}...  {i['ingested_at']}")  # fmt: skip
+    late_day = (datetime.now(UTC) - timedelta(days=10)).replace(tzinfo=None).isoformat()
+    late = {**recs["payments"][-1], "payment_id": "demo-late-1", "kind": "settlement",
+            "direction": "in", "amount_usd": 250000.0, "occurred_at": late_day,
+            "paid_at": late_day, "due_at": None}  # fmt: skip
+    say("demo-market pushes a late settlement, dated ten days ago (a back-dated record)")
+    push(base, market, {"payments": [late]})
+    st, d2 = score(base, lender, SELLER)
+    print(f"   the next score sees it: PD {d2['pd']:.4f} (was {d['pd']:.4f}); the decision above "
+          "is replayed below from the records known when it was made")  # fmt: skip
+    with open(os.environ.get("DEMO_DECISION_FILE", os.devnull), "w") as fh:
+        fh.write(d["decision_id"])
     say("other-lender, without consent, scores the same seller")
     st, no = score(base, other, SELLER)
     print(f"   {st} {no['detail']}")

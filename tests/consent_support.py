@@ -3,21 +3,13 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import pytest
-from fastapi.testclient import TestClient
 
-from api.main import create_app
 from credit.consent import ConsentStore
-from credit.keys import create_key
 from credit.records import RECORD_TYPES
-from credit.scoring import ScoringModel
-from credit.settings import Settings
 
 #: Who pushes what: the marketplace its sales (payments) and the firm's row, the customs data
 #: service the declarations and shipments.
@@ -77,12 +69,8 @@ def grant(engine: Any, firm_ids: Any, grantee: str, provider: str = "test-provid
         )
 
 
-@pytest.fixture
-def consent_service(tmp_path: Path, catalog_model: ScoringModel) -> Iterator[dict[str, Any]]:
-    settings = Settings(data_dir=tmp_path / "var", api_rate_limit=0)
-    app = create_app(settings=settings, model_loader=lambda s: catalog_model)
-    with TestClient(app) as client:
-        engine = app.state.service.engine
-        keys = {name: create_key(engine, t, r)[1] for name, t, r in KEYS}
-        yield {"client": client, "app": app, "keys": keys, "engine": engine}
-    engine.dispose()
+def grant_all(engine: Any, firm_ids: Any, grantees: Any, provider: str = "test-provider") -> None:
+    """:func:`grant` for each of ``grantees``."""
+    firm_ids = list(firm_ids)
+    for grantee in grantees:
+        grant(engine, firm_ids, grantee, provider=provider)

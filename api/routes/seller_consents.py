@@ -137,7 +137,11 @@ def consent_request_page(
     summary="The seller's answer to a consent request (HTML form)",
     description="Form fields `token` (the link's) and `answer` (`approve` or `decline`). An "
     "approval keeps the link id, the time and the client address as the evidence.",
-    responses=_PAGE_RESPONSES,
+    responses={
+        **_PAGE_RESPONSES,
+        400: {"description": "No answer (`approve` or `decline`) in the form (HTML page)."},
+        409: {"description": "The request was already answered (HTML page)."},
+    },
 )
 async def answer_consent(firm_id: str, consent_id: str, request: Request) -> HTMLResponse:
     if not _FIRM_ID.match(firm_id):

@@ -32,6 +32,7 @@ from tests.api_support import (
     train_catalog_model,
     train_model,
 )
+from tests.consent_support import grant
 
 pytestmark = pytest.mark.integration
 
@@ -57,6 +58,7 @@ def test_api_cli_and_batch_give_the_same_decision(champion: dict[str, Any], tmp_
     with TestClient(app) as c:
         assert app.state.service.models.wait(60)  # loaded in the background
         _, key = create_key(app.state.service.engine, "bank-a", "lender")
+        grant(app.state.service.engine, ["F00003"], "bank-a")
         r = c.post(
             "/v1/score",
             json={"firm_id": "F00003", "as_of": "2025-04-30"},
@@ -114,6 +116,11 @@ def test_credit_serve_on_loopback(champion: dict[str, Any], data_dir: Path) -> N
     assert key.startswith("tck_")
     listed = runner.invoke(cli, ["keys", "list", "--json"])
     assert key not in listed.output and '"tenant": "bank-a"' in listed.output
+    from credit.db import get_engine, upgrade
+
+    engine = get_engine()  # the service database the server will use
+    upgrade(engine)
+    grant(engine, ["F00001"], "bank-a")
 
     port = _free_port()
     env = {**os.environ, "TRADECREDIT_DATA_DIR": str(data_dir)}
@@ -177,10 +184,11 @@ def test_audit_log_and_keys_on_postgresql(
     app = create_app(settings=settings, model_loader=lambda s: model, online_store=make_store())
     with TestClient(app) as c:
         engine = app.state.service.engine
-        assert engine.dialect.name == "postgresql" and current_revision(engine) == "0004"
+        assert engine.dialect.name == "postgresql" and current_revision(engine) == "0005"
         upgrade(make_engine(pg_url))  # idempotent
         _, a = create_key(engine, "bank-a", "lender")
         _, b = create_key(engine, "bank-b", "lender")
+        grant(engine, ["F0001"], "bank-a")
         d = c.post(
             "/v1/score", json={"firm_id": "F0001", "explain": "full"}, headers={"X-API-Key": a}
         ).json()
@@ -292,6 +300,7 @@ def test_restart_with_the_registry_unreachable_serves_the_cached_champion(
         model = c.get("/readyz").json()["checks"]["model"]
         assert model["loaded_from"] == "registry"
         _, key = create_key(app.state.service.engine, "bank-a", "lender")
+        grant(app.state.service.engine, ["F00002"], "bank-a")
     # the tracking server is down (nothing listens on the port): the local copy carries on
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{_free_port()}")
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")

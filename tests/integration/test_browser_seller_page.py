@@ -22,6 +22,8 @@ import pytest
 from api.main import create_app
 from credit.keys import create_key
 from credit.links import link_secret, sign_seller_link
+from credit.store import OPERATOR_SOURCE
+from tests.consent_support import grant
 from tests.seller_support import train_model, world_service
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -61,6 +63,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
             raise RuntimeError("uvicorn did not start")
         time.sleep(0.05)
     key = create_key(app.state.service.engine, "shop", "platform")[1]
+    # the platform may show the firm (the record store's records: the operator's)
+    grant(app.state.service.engine, [w["good"]], "shop", provider=OPERATOR_SOURCE)
     try:
         yield {**w, "base": f"http://127.0.0.1:{port}", "key": key}
     finally:

@@ -6,14 +6,20 @@ its lineage, and a replay reads the records as they were known when the decision
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 
+from api.main import create_app
+from credit.keys import create_key
 from credit.reasons import NOT_SHARED_PREFIX
 from credit.scoring import ScoringModel
+from credit.settings import Settings
 from tests.api_support import train_catalog_model
-from tests.consent_support import CUSTOMS, MARKET, consent_service, firm_records, h  # noqa: F401
+from tests.consent_support import CUSTOMS, KEYS, MARKET, firm_records, h
 from tests.seller_support import simulated_records
 
 AS_OF = "2025-07-01"
@@ -23,6 +29,17 @@ NOT_SHARED = "not found or not shared with you"
 @pytest.fixture(scope="module")
 def catalog_model() -> ScoringModel:
     return train_catalog_model(version="7")
+
+
+@pytest.fixture
+def consent_service(tmp_path: Path, catalog_model: ScoringModel) -> Iterator[dict[str, Any]]:
+    settings = Settings(data_dir=tmp_path / "var", api_rate_limit=0)
+    app = create_app(settings=settings, model_loader=lambda s: catalog_model)
+    with TestClient(app) as client:
+        engine = app.state.service.engine
+        keys = {name: create_key(engine, t, r)[1] for name, t, r in KEYS}
+        yield {"client": client, "app": app, "keys": keys, "engine": engine}
+    engine.dispose()
 
 
 @pytest.fixture(scope="module")
@@ -101,15 +118,18 @@ def test_push_is_validated_idempotent_and_reconciled(
     # a provider reads back its own contributions only
     mine = c.get(f"/v1/firms/{world['firm']}/records", headers=h(keys["market"])).json()
     assert len(mine["records"]) == n_pay + 1
-    assert c.get(f"/v1/firms/{world['firm']}/records", headers=h(keys["customs"])).json()[
-        "records"
-    ] == []
+    assert (
+        c.get(f"/v1/firms/{world['firm']}/records", headers=h(keys["customs"])).json()["records"]
+        == []
+    )
     got = c.get(f"/v1/ingestions/{mixed['ingestion_id']}", headers=h(keys["market"]))
     assert got.status_code == 200 and len(got.json()["rejected"]) == 3
     other = c.get(f"/v1/ingestions/{mixed['ingestion_id']}", headers=h(keys["customs"]))
     assert other.status_code == 404
     # a lender may not push; a push over the size limit or of an unknown type is a 422
-    assert c.post("/v1/records", json={"records": {}}, headers=h(keys["lender_a"])).status_code == 403
+    assert (
+        c.post("/v1/records", json={"records": {}}, headers=h(keys["lender_a"])).status_code == 403
+    )
     r = c.post("/v1/records", json={"records": {"invoices": [{}]}}, headers=h(keys["market"]))
     assert r.status_code == 422 and "unknown record type" in r.text
 
@@ -233,9 +253,9 @@ def test_replay_reads_what_was_known_then_even_after_a_late_record(
         assert out["feature_differences"] == []
     replayed = service.replay(before["decision_id"], catalog_model)
     assert pushed["ingestion_id"] not in replayed["ingestions"]
-    assert pushed["ingestion_id"] in service.replay(after["decision_id"], catalog_model)[
-        "ingestions"
-    ]
+    assert (
+        pushed["ingestion_id"] in service.replay(after["decision_id"], catalog_model)["ingestions"]
+    )
 
 
 @pytest.mark.postgres

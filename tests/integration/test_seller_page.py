@@ -23,7 +23,8 @@ from credit.keys import create_key
 from credit.links import LinkStore, link_secret, sign_seller_link
 from credit.offers import compute_bases, load_firm_records, make_offers
 from credit.policy import default_policy
-from credit.store import open_store
+from credit.store import OPERATOR_SOURCE, open_store
+from tests.consent_support import grant_all
 from tests.seller_support import GHOST, train_model, world_service
 
 pytestmark = pytest.mark.integration
@@ -56,6 +57,10 @@ def svc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
                 ("broken", "broken", "platform"),
             ]
         }
+        # Every tenant here may read the world's firms (the record store's records, written
+        # without an ingestion, are the operator's); F999999 is shared but has no data.
+        firms = [w["good"], w["risky"], GHOST, "F999999"]
+        grant_all(engine, firms, ("shop", "bank", "ops", "narrow", "broken"), OPERATOR_SOURCE)
         yield {**w, "client": client, "app": app, "keys": keys, "engine": engine, "model": model}
 
 
@@ -170,6 +175,7 @@ def test_openapi_documents_the_offer_endpoints(svc: dict[str, Any]) -> None:
         ("/v1/firms/{good}/offers", {}, 401, "missing API key"),
         ("/v1/firms/{good}/offers", {"X-API-Key": "tc_nope_nope"}, 401, "invalid"),
         ("/v1/firms/F999999/offers", "platform", 404, "no features in the online store"),
+        ("/v1/firms/F888888/offers", "platform", 404, "F888888 not found or not shared with you"),
         ("/v1/firms/bad%20id!/offers", "platform", 422, "firm_id"),
         ("/v1/firms/{good}/offers?as_of=yesterday", "platform", 422, "as_of"),
         ("/v1/firms/{good}/offers?as_of=2020-01-01", "platform", 404, "at or before 2020-01-01"),

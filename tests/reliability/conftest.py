@@ -20,6 +20,7 @@ from credit.keys import create_key
 from credit.scoring import ScoringModel
 from credit.settings import Settings
 from tests.api_support import make_store, train_model
+from tests.consent_support import grant_all
 
 #: (name, tenant, role) of the keys every service fixture creates.
 KEYS = [
@@ -29,6 +30,8 @@ KEYS = [
     ("b_lender", "bank-b", "lender"),
     ("b_platform", "bank-b", "platform"),
 ]
+#: The firms of the online store every service fixture starts with (``make_store()``).
+FIRMS = [f"F{i:04d}" for i in range(20)]
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -52,8 +55,8 @@ def tiny_model_v2() -> ScoringModel:
 def running_service(
     data_dir: Path, model: ScoringModel, **settings_kw: Any
 ) -> Iterator[dict[str, Any]]:
-    """A started app (TestClient) with the in-memory online store and one key per entry of
-    :data:`KEYS`."""
+    """A started app (TestClient) with the in-memory online store, one key per entry of
+    :data:`KEYS`, and a consent of each of their tenants for each firm of :data:`FIRMS`."""
     kw: dict[str, Any] = {"api_rate_limit": 0, **settings_kw}
     settings = Settings(data_dir=data_dir, **kw)
     settings.ensure_data_dir()
@@ -64,6 +67,7 @@ def running_service(
         assert app.state.service.models.wait(60)  # the model loads in the background
         engine = app.state.service.engine
         keys = {name: create_key(engine, tenant, role)[1] for name, tenant, role in KEYS}
+        grant_all(engine, FIRMS, sorted({tenant for _, tenant, _ in KEYS}))
         yield {
             "client": client,
             "app": app,

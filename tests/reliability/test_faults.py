@@ -25,7 +25,8 @@ from credit.keys import create_key
 from credit.scoring import ScoringModel
 from credit.settings import Settings, get_settings
 from tests.api_support import fresh_pg_database, make_store, register_champion
-from tests.reliability.conftest import h, running_service
+from tests.consent_support import grant
+from tests.reliability.conftest import FIRMS, h, running_service
 
 pytestmark = pytest.mark.slow
 
@@ -67,6 +68,7 @@ def service_on_registry(data_dir: Path) -> Iterator[tuple[TestClient, Any, dict[
             "lender": create_key(engine, "bank-a", "lender")[1],
             "admin": create_key(engine, "ops", "admin")[1],
         }
+        grant(engine, FIRMS, "bank-a")
         yield c, app, keys
 
 
@@ -260,13 +262,20 @@ def test_audit_database_outage_mid_load(tmp_path: Path, tiny_model: ScoringModel
         assert all(x["body"]["error"] == "unavailable" for x in failed)
         assert all("decision_id" not in x["body"] and "results" not in x["body"] for x in failed)
         assert any(x["status"] == 200 and x["t"] > up_at for x in flat)
-        # every decision returned is in the audit log, and nothing else is
+        # every decision returned is in the audit log, and nothing else is; a batch item that
+        # could not be read while the database was down (the firm's providers are kept there)
+        # carries its own 503, as a request of its own would get
         returned = set()
         for x in flat:
             if x["status"] == 200:
                 b = x["body"]
-                for d in [it["decision"] for it in b["results"]] if "results" in b else [b]:
-                    returned.add(d["decision_id"])
+                items = b.get("results", [{"status": 200, "decision": b}])
+                for it in items:
+                    if it["status"] == 200:
+                        returned.add(it["decision"]["decision_id"])
+                        continue
+                    assert it["status"] == 503 and it["error"]["error"] == "unavailable", it
+                    assert it.get("decision") is None and down_at - 0.5 <= x["t"], it
         returned.add(r.json()["decision_id"])
         with engine.connect() as conn:
             stored = {row[0] for row in conn.execute(sa.text("SELECT decision_id FROM decisions"))}

@@ -11,6 +11,8 @@ from types import ModuleType
 
 import pytest
 
+from tests.consent_support import grant
+
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.integration]
 
 SECONDS = float(os.environ.get("TRADECREDIT_LOAD_SECONDS", "10"))
@@ -26,10 +28,24 @@ def _bench() -> ModuleType:
     return mod
 
 
+def _share_the_firms(bench: ModuleType, url: str) -> None:
+    """Consents of the load's lender (``load-test``) for every firm it scores, on the database
+    the server will use (created before the key the load makes: a consent names a tenant)."""
+    from credit.db import make_engine, upgrade
+
+    engine = make_engine(url)
+    try:
+        upgrade(engine)
+        grant(engine, [f"F{i:05d}" for i in range(bench.N_FIRMS)], "load-test")
+    finally:
+        engine.dispose()
+
+
 def test_short_load_on_postgresql(tmp_path: Path) -> None:
     bench = _bench()
     try:
         with bench.fresh_database() as url:
+            _share_the_firms(bench, url)
             r = bench.run_load(SECONDS, CONCURRENCY, database_url=url, data_dir=tmp_path / "d")
     except bench.PostgresUnavailableError as exc:
         pytest.skip(str(exc))

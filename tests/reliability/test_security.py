@@ -18,6 +18,7 @@ from api.logging import JsonFormatter
 from credit.keys import create_key, parse_key, revoke_key
 from credit.scoring import ScoringModel
 from tests.api_support import posted_body
+from tests.consent_support import grant
 from tests.reliability.conftest import h, running_service
 
 
@@ -70,6 +71,7 @@ def test_key_comparison_is_constant_time_for_known_and_unknown_ids(
 def test_revocation_takes_effect_on_the_next_request(svc: dict[str, Any]) -> None:
     c, engine = svc["client"], svc["engine"]
     key, plaintext = create_key(engine, "bank-c", "lender")
+    grant(engine, ["F0002"], "bank-c")
     assert c.post("/v1/score", json={"firm_id": "F0002"}, headers=h(plaintext)).status_code == 200
     revoke_key(engine, key.key_id)
     r = c.post("/v1/score", json={"firm_id": "F0002"}, headers=h(plaintext))
@@ -92,7 +94,13 @@ def test_repeated_failures_from_one_client_are_rate_limited(svc: dict[str, Any])
 
 
 # Endpoints that return stored, tenant-owned data; a new one must be added here.
-TENANT_DATA_ENDPOINTS = {"GET /v1/decisions/{decision_id}", "DELETE /v1/seller-links/{link_id}"}
+TENANT_DATA_ENDPOINTS = {
+    "GET /v1/decisions/{decision_id}",
+    "DELETE /v1/seller-links/{link_id}",
+    "GET /v1/consents/{consent_id}",
+    "DELETE /v1/consents/{consent_id}",
+    "GET /v1/ingestions/{ingestion_id}",
+}
 
 
 def test_tenant_isolation_on_every_endpoint_that_returns_stored_data(
@@ -112,6 +120,7 @@ def test_tenant_isolation_on_every_endpoint_that_returns_stored_data(
     made = []
     r = c.post("/v1/score", json={"firm_id": "F0003"}, headers=h(keys["a_lender"]))
     made.append(r.json()["decision_id"])
+    consent_id = r.json()["consent_id"]  # bank-a's consent the decision was made under
     r = c.post(
         "/v1/score/batch",
         json={"items": [{"firm_id": "F0004"}, {"firm_id": "F0005"}]},
@@ -146,6 +155,28 @@ def test_tenant_isolation_on_every_endpoint_that_returns_stored_data(
     assert c.get(link["path"]).status_code != 403  # still open
     got = c.delete(f"/v1/seller-links/{link['link_id']}", headers=h(keys["a_admin"]))
     assert got.status_code == 200 and got.json()["firm_id"] == "F0003"
+    # a consent is read and revoked only by a tenant party to it; to another it does not exist
+    for own in ("a_lender", "a_platform", "a_admin"):
+        got = c.get(f"/v1/consents/{consent_id}", headers=h(keys[own]))
+        assert got.status_code == 200 and got.json()["grantee"] == "bank-a"
+    for other in ("b_lender", "b_platform"):
+        got = c.get(f"/v1/consents/{consent_id}", headers=h(keys[other]))
+        assert got.status_code == 404 and "F000" not in got.text
+        got = c.delete(f"/v1/consents/{consent_id}", headers=h(keys[other]))
+        assert got.status_code == 404 and "F000" not in got.text
+    assert c.get(f"/v1/consents/{consent_id}", headers=h(keys["a_lender"])).json()["state"] == (
+        "active"
+    )
+    # an ingestion (a push) is read only by the tenant that pushed it
+    pushed = c.post(
+        "/v1/records", json={"records": posted_body()["records"]}, headers=h(keys["a_platform"])
+    )
+    assert pushed.status_code == 200, pushed.text
+    ingestion_id = pushed.json()["ingestion_id"]
+    got = c.get(f"/v1/ingestions/{ingestion_id}", headers=h(keys["a_platform"]))
+    assert got.status_code == 200 and got.json()["ingestion_id"] == ingestion_id
+    got = c.get(f"/v1/ingestions/{ingestion_id}", headers=h(keys["b_platform"]))
+    assert got.status_code == 404 and "F000" not in got.text
 
 
 def test_logs_never_contain_keys_tokens_or_posted_records(

@@ -32,8 +32,10 @@ from typer.testing import CliRunner
 from api.main import create_app
 from credit.keys import create_key, revoke_key
 from credit.settings import Settings, get_settings
+from credit.store import OPERATOR_SOURCE
+from tests.consent_support import grant_all
 from tests.reliability.conftest import h
-from tests.seller_support import train_model, world_service
+from tests.seller_support import GHOST, train_model, world_service
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +62,11 @@ def serve(world: dict[str, Any], tmp_path: Path) -> Iterator[Any]:
             settings=settings, model_loader=lambda s: model, online_store=world["online"]
         )
         client = stack.enter_context(TestClient(app))
-        return {"client": client, "app": app, "engine": app.state.service.engine}
+        engine = app.state.service.engine
+        # The platforms may show the world's firms (the record store's records: the operator's).
+        firms = [world["good"], world["risky"], GHOST]
+        grant_all(engine, firms, ("shop", "mall"), OPERATOR_SOURCE)
+        return {"client": client, "app": app, "engine": engine}
 
     with stack:
         yield start

@@ -36,6 +36,7 @@ from credit.scoring import CHAMPION_URI, ScoringModel
 from credit.settings import get_settings
 from features.online import OnlineStore
 from tests.api_support import catalog_frame, register_champion, train_catalog_model
+from tests.consent_support import grant
 
 pytestmark = pytest.mark.slow
 
@@ -70,7 +71,8 @@ def _call(port: int, path: str, key: str = "", body: Any = None) -> tuple[int | 
 
 def _cached_champion_service_dir() -> str:
     """A data directory as a service that once reached the registry leaves it: the champion in
-    the model cache, features in the online store, and a lender key (returned)."""
+    the model cache, features in the online store, and a lender key (returned) whose tenant
+    has a consent for every firm there."""
     s = get_settings()
     s.ensure_data_dir()
     register_champion(train_catalog_model(version="1"), s.tracking_uri, s.data_dir)
@@ -78,6 +80,7 @@ def _cached_champion_service_dir() -> str:
     engine = make_engine(s.service_database_url)
     upgrade(engine)
     _, key = create_key(engine, "bank-a", "lender")
+    grant(engine, [f"F{i:05d}" for i in range(20)], "bank-a")
     engine.dispose()
     OnlineStore(s.service_database_url).write(catalog_frame(20, "2025-06-30"))
     dispose_engines()
@@ -296,6 +299,7 @@ def test_a_slow_model_load_does_not_hold_startup(tmp_path: Path) -> None:
     with TestClient(app) as c:
         assert time.monotonic() - t0 < 10  # startup waits 2 s for the model, not for ever
         _, key = create_key(app.state.service.engine, "bank-a", "lender")
+        grant(app.state.service.engine, ["F0001"], "bank-a")
         assert c.get("/healthz").status_code == 200
         ready = c.get("/readyz")
         assert ready.status_code == 503

@@ -20,6 +20,10 @@ from credit.keys import create_key, revoke_key
 from credit.scoring import ScoringModel
 from credit.settings import Settings
 from tests.api_support import fresh_pg_database, make_store, train_model
+from tests.consent_support import grant, grant_all
+
+#: The firms of ``make_store()``: every tenant that scores here has a consent for each.
+FIRMS = [f"F{i:04d}" for i in range(20)]
 
 
 @pytest.fixture(scope="module")
@@ -68,6 +72,7 @@ def service(
                     ("admin", "ops", "admin"),
                 ]
             }
+            grant_all(engine, FIRMS, ("bank-a", "bank-b", "ops"))
             yield {"client": client, "app": app, "keys": keys, "engine": engine, "store": store}
         engine.dispose()
 
@@ -293,6 +298,7 @@ def test_401_for_missing_wrong_and_revoked_keys(service: dict[str, Any]) -> None
     )
     assert wrong.status_code == 401 and wrong.json()["error"] == "unauthorized"
     key, plaintext = create_key(engine, "bank-c", "lender")
+    grant(engine, ["F0001"], "bank-c")
     assert c.post("/v1/score", json={"firm_id": "F0001"}, headers=h(plaintext)).status_code == 200
     revoke_key(engine, key.key_id)
     assert c.post("/v1/score", json={"firm_id": "F0001"}, headers=h(plaintext)).status_code == 401
@@ -314,6 +320,11 @@ def test_403_for_the_wrong_role(service: dict[str, Any]) -> None:
 def test_404_unknown_firm(service: dict[str, Any]) -> None:
     c, keys = service["client"], service["keys"]
     r = c.post("/v1/score", json={"firm_id": "F9999"}, headers=h(keys["a_lender"]))
+    assert r.status_code == 404
+    assert r.json()["detail"] == "firm F9999 not found or not shared with you"
+    # shared with the caller, but never materialized: the answer says what to run
+    grant(service["engine"], ["F9998"], "bank-a")
+    r = c.post("/v1/score", json={"firm_id": "F9998"}, headers=h(keys["a_lender"]))
     assert r.status_code == 404 and "materialize" in r.json()["detail"]
 
 
@@ -377,6 +388,7 @@ def test_429_with_retry_after(tmp_path: Path, model: ScoringModel) -> None:
     app = create_app(settings=settings, model_loader=lambda s: model, online_store=make_store())
     with TestClient(app) as c:
         _, key = create_key(app.state.service.engine, "bank-a", "lender")
+        grant(app.state.service.engine, ["F0001"], "bank-a")
         codes = [c.post("/v1/score", json={"firm_id": "F0001"}, headers=h(key)) for _ in range(5)]
         assert [r.status_code for r in codes] == [200, 200, 200, 429, 429]
         assert int(codes[-1].headers["retry-after"]) >= 1
@@ -399,6 +411,7 @@ def test_503_without_a_model_then_reload_fixes_it(tmp_path: Path, model: Scoring
         engine = app.state.service.engine
         _, lender = create_key(engine, "bank-a", "lender")
         _, admin = create_key(engine, "ops", "admin")
+        grant(engine, FIRMS, "bank-a")
         r = c.post("/v1/score", json={"firm_id": "F0001"}, headers=h(lender))
         assert r.status_code == 503 and "no model" in r.json()["detail"]
         ready = c.get("/readyz")
@@ -480,6 +493,7 @@ def test_reload_during_requests_names_the_version_that_scored(
         engine = app.state.service.engine
         _, lender = create_key(engine, "bank-a", "lender")
         _, admin = create_key(engine, "ops", "admin")
+        grant(engine, FIRMS, "bank-a")
         results: list[Any] = []
         stop = threading.Event()
 
@@ -582,6 +596,7 @@ def test_a_reload_reaches_every_worker_on_the_service_database(
         engine = apps[0].state.service.engine
         _, lender = create_key(engine, "bank-a", "lender")
         _, admin = create_key(engine, "ops", "admin")
+        grant(engine, FIRMS, "bank-a")
 
         def version(c: TestClient) -> str:
             r = c.post("/v1/score", json={"firm_id": "F0007"}, headers=h(lender))

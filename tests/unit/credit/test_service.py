@@ -13,6 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 from credit.audit import AuditLog
+from credit.consent import ConsentStore
 from credit.db import make_engine, upgrade
 from credit.decisions import Decision
 from credit.errors import (
@@ -33,10 +34,14 @@ from credit.service import (
     ScoreItem,
 )
 from tests.api_support import firm_features, make_store, train_model
+from tests.consent_support import grant
 from tests.seller_support import GOOD_FEATURES, simulated_records, write_store
 from tests.seller_support import train_model as train_offers_model
 
 CALLER = Party(tenant="bank", key_id="k1")
+#: The firms CALLER's tenant has a consent for: those of ``make_store()``, and two with no
+#: usable features (none at all, and features that do not fit the model).
+SHARED = [f"F{i:04d}" for i in range(20)] + ["NOPE", "BAD"]
 
 
 class Observer:
@@ -65,6 +70,7 @@ def model() -> Any:
 def audit(tmp_path: Path) -> AuditLog:
     engine = make_engine(f"sqlite:///{tmp_path / 'service.db'}")
     upgrade(engine)
+    grant(engine, SHARED, CALLER.tenant)
     return AuditLog(engine)
 
 
@@ -75,6 +81,7 @@ def _service(model: Any, audit: AuditLog | None, **kw: Any) -> CreditService:
         "records": NoRecords(),
         "policies": lambda tenant: default_policy(),
         "audit": audit,
+        "consents": ConsentStore(audit.engine) if audit is not None else None,
     }
     args.update(kw)
     return CreditService(**args)
@@ -101,6 +108,8 @@ def test_each_failure_is_its_own_typed_error(model: Any, audit: AuditLog) -> Non
     svc = _service(model, audit)
     with pytest.raises(NotFoundError, match="no features in the online store"):
         svc.decide_firm("NOPE", caller=CALLER)
+    with pytest.raises(NotFoundError, match="F0001 not found or not shared with you"):
+        svc.decide_firm("F0001", caller=Party(tenant="another-bank"))  # no consent
     with pytest.raises(NotFoundError, match="at or before 2025-01-01"):
         svc.decide_firm("F0001", datetime(2025, 1, 1, tzinfo=UTC), caller=CALLER)
     down = make_store()
@@ -151,6 +160,7 @@ def test_offers_are_made_from_a_decision_and_recorded_with_it(
     frames = simulated_records()
     write_store(tmp_path / "records.duckdb", frames)
     firm = str(frames["firms"]["firm_id"].iloc[0])
+    grant(audit.engine, [firm], CALLER.tenant)
     as_of = datetime(2025, 7, 1, tzinfo=UTC)
     store = make_store(0)
     store.rows[firm] = [(as_of, GOOD_FEATURES)]
