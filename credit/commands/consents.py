@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 import typer
 
 from credit.commands import common
 
+if TYPE_CHECKING:  # pragma: no cover
+    from credit.service import CreditService
+
 app = typer.Typer(help="Consents: who may use which firm's records (service database).")
 
 
-def _service():  # type: ignore[no-untyped-def]
+def _service() -> CreditService:
+    """The use cases on the configured service database (no model: none of these scores)."""
     from credit.audit import AuditLog
     from credit.db import get_engine, upgrade
     from credit.service import CreditService
