@@ -271,13 +271,14 @@ class RecordStore:
         as_of: datetime,
         known_at: datetime | None = None,
         sources: frozenset[str] | None = None,
+        strict: bool = True,
     ) -> KnownRecords:
         """The firm's records with their lineage; :class:`UnavailableError` when a store
-        cannot be read."""
+        cannot be read. ``strict``: a missing record store file is an error unless the firm
+        has pushed records (its records may have come in files: unreadable, not empty);
+        otherwise it reads as no records."""
         path = self.path
-        # Without the file, only a firm with pushed records can be read: a firm whose records
-        # came in files is unreadable, not empty (a moved data directory, say).
-        if not path.exists() and (self.ledger is None or not self._pushed(firm_id)):
+        if strict and not path.exists() and (self.ledger is None or not self._pushed(firm_id)):
             raise UnavailableError(
                 f"record store unavailable: record store {path} does not exist; "
                 "run `credit ingest DIR` first"
@@ -506,6 +507,7 @@ class CreditService:
         as_of: datetime,
         known_at: datetime | None,
         sources: frozenset[str] | None,
+        strict: bool = True,
     ) -> KnownRecords:
         known = getattr(self.records, "known", None)
         if known is None:  # a plain record source: every record counts, no lineage
@@ -519,7 +521,7 @@ class CreditService:
                 for k, v in frames.items()
             }
             return KnownRecords(records=records, firm=firm)
-        out: KnownRecords = known(firm_id, as_of, known_at, sources)
+        out: KnownRecords = known(firm_id, as_of, known_at, sources, strict=strict)
         return out
 
     def scoped_features(self, firm_id: str, as_of: datetime | None, grant: Grant) -> FirmFeatures:
@@ -1139,6 +1141,7 @@ class CreditService:
                 to_utc(row["as_of"]),
                 to_utc(row["knowledge_at"]),
                 None if row.get("consent_id") is None else frozenset(out["providers"]),
+                strict=False,
             )
             ids = known.ingestions
         try:
