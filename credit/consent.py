@@ -179,29 +179,45 @@ def check_terms(purposes: Sequence[str], months: int) -> tuple[str, ...]:
     return tuple(p for p in PURPOSES if p in purposes)
 
 
-# The per-request read: a tenant's active consents for one firm (credit.fastpath).
-_ACTIVE = sa.select(
-    consents.c.consent_id,
-    consents.c.purposes,
-    consents.c.sources,
-    consents.c.granted_at,
-    consents.c.expires_at,
-).where(
-    consents.c.grantee == sa.bindparam("grantee"),
-    consents.c.firm_id == sa.bindparam("firm_id"),
-    consents.c.status == "active",
-    consents.c.revoked_at.is_(None),
-    consents.c.expires_at > sa.bindparam("now"),
+_fs = sa.table(
+    "firm_sources",
+    sa.column("firm_id", sa.String),
+    sa.column("provider", sa.String),
+    sa.column("last_ingested_at", sa.DateTime(timezone=True)),
+)
+
+# The per-request read: a tenant's active consents for one firm, each with the firm's
+# providers and when they last sent records (one statement, credit.fastpath: the score needs
+# both, and a pooled connection costs more than the read).
+_ACTIVE = (
+    sa.select(
+        consents.c.consent_id,
+        consents.c.purposes,
+        consents.c.sources,
+        consents.c.granted_at,
+        _fs.c.provider,
+        _fs.c.last_ingested_at,
+    )
+    .select_from(consents.outerjoin(_fs, _fs.c.firm_id == consents.c.firm_id))
+    .where(
+        consents.c.grantee == sa.bindparam("grantee"),
+        consents.c.firm_id == sa.bindparam("firm_id"),
+        consents.c.status == "active",
+        consents.c.revoked_at.is_(None),
+        consents.c.expires_at > sa.bindparam("now"),
+    )
 )
 
 
 @dataclass(frozen=True, slots=True)
 class Grant:
     """What an active consent lets its grantee do now: its id and the providers whose records
-    may be used (``None``: every record, for the operator only)."""
+    may be used (``None``: every record, for the operator only). ``providers``, when read with
+    it: the firm's providers and when each last sent records."""
 
     consent_id: str | None
     sources: frozenset[str] | None
+    providers: dict[str, datetime] | None = None
 
 
 class ConsentStore:
@@ -230,15 +246,18 @@ class ConsentStore:
         when there are several), or ``None``."""
         now = now or datetime.now(UTC)
         q = fast_query(self.engine, "consent_active", _ACTIVE)
-        best: tuple[datetime, Grant] | None = None
+        best: tuple[datetime, str, frozenset[str]] | None = None
+        providers: dict[str, datetime] = {}
         for row in q.all({"grantee": grantee, "firm_id": firm_id, "now": now}):
-            consent_id, purposes, sources, granted_at, _ = row
+            consent_id, purposes, sources, granted_at, provider, last = row
+            if provider is not None:
+                providers[provider] = _utc(last)  # type: ignore[assignment]
             if purpose not in (purposes or ()):
                 continue
             when = _utc(granted_at) or now
             if best is None or when > best[0]:
-                best = (when, Grant(consent_id, frozenset(sources or ())))
-        return None if best is None else best[1]
+                best = (when, consent_id, frozenset(sources or ()))
+        return None if best is None else Grant(best[1], best[2], providers)
 
     def active_many(
         self, grantee: str, firm_ids: Iterable[str], purpose: str, now: datetime | None = None

@@ -533,7 +533,7 @@ class CreditService:
         are computed on the spot from the records the grant covers, as of ``as_of`` (or now),
         as known now: the next score after a push sees the pushed records.
         """
-        providers = self._providers(firm_id)
+        providers = grant.providers if grant.providers is not None else self._providers(firm_id)
         allowed = grant.sources
         withheld = () if allowed is None else tuple(sorted(set(providers) - allowed))
         if not withheld:
