@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+import orjson
 import sqlalchemy as sa
 from dateutil.relativedelta import relativedelta
 from sqlalchemy import Engine
@@ -192,9 +193,9 @@ _fs = sa.table(
 _ACTIVE = (
     sa.select(
         consents.c.consent_id,
-        consents.c.purposes,
-        consents.c.sources,
-        consents.c.granted_at,
+        # the JSON lists as text, read with orjson (the JSON type's reader costs more)
+        sa.type_coerce(consents.c.purposes, sa.Text).label("purposes"),
+        sa.type_coerce(consents.c.sources, sa.Text).label("sources"),
         _fs.c.provider,
         _fs.c.last_ingested_at,
     )
@@ -206,7 +207,18 @@ _ACTIVE = (
         consents.c.revoked_at.is_(None),
         consents.c.expires_at > sa.bindparam("now"),
     )
+    .order_by(consents.c.granted_at.desc(), consents.c.consent_id)
 )
+
+
+def _listed(value: Any) -> list[str]:
+    """A JSON list column as read raw: text on SQLite, already a list from PostgreSQL's
+    driver (JSONB)."""
+    if value is None:
+        return []
+    if isinstance(value, str | bytes):
+        return list(orjson.loads(value) or [])
+    return list(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,18 +258,17 @@ class ConsentStore:
         when there are several), or ``None``."""
         now = now or datetime.now(UTC)
         q = fast_query(self.engine, "consent_active", _ACTIVE)
-        best: tuple[datetime, str, frozenset[str]] | None = None
+        best: tuple[str, frozenset[str]] | None = None
         providers: dict[str, datetime] = {}
-        for row in q.all({"grantee": grantee, "firm_id": firm_id, "now": now}):
-            consent_id, purposes, sources, granted_at, provider, last = row
+        for consent_id, purposes, sources, provider, last in q.all(
+            {"grantee": grantee, "firm_id": firm_id, "now": now}
+        ):
             if provider is not None:
                 providers[provider] = _utc(last)  # type: ignore[assignment]
-            if purpose not in (purposes or ()):
-                continue
-            when = _utc(granted_at) or now
-            if best is None or when > best[0]:
-                best = (when, consent_id, frozenset(sources or ()))
-        return None if best is None else Grant(best[1], best[2], providers)
+            # rows come latest granted first: the first covering the purpose wins
+            if best is None and purpose in _listed(purposes):
+                best = (consent_id, frozenset(_listed(sources)))
+        return None if best is None else Grant(best[0], best[1], providers)
 
     def active_many(
         self, grantee: str, firm_ids: Iterable[str], purpose: str, now: datetime | None = None

@@ -49,6 +49,7 @@ from credit.errors import (
     UnavailableError,
     UseCaseError,
 )
+from credit.fastpath.dbapi import one_connection
 from credit.ingest import validate_records
 from credit.ledger import Ledger, PushResult, StoredRecord
 from credit.lineage import KnownRecords, as_frames, load_known
@@ -648,12 +649,14 @@ class CreditService:
         request: Mapping[str, Any] | None = None,
     ) -> Decision:
         """Score a firm on its features (latest, or at or before ``as_of``), recorded."""
-        grant = self.authorize(caller, firm_id)
-        model = self.model()
-        found = self.scoped_features(firm_id, as_of, grant)
-        (decision,) = self._decide(model, [found], [explain])
-        decision = self._annotate(decision, found, grant)
-        self._record([decision], caller, [request or {"firm_id": firm_id}])
+        # the consent read and the audit write on one pooled connection (credit.fastpath)
+        with one_connection(self.audit.engine if self.audit is not None else None):
+            grant = self.authorize(caller, firm_id)
+            model = self.model()
+            found = self.scoped_features(firm_id, as_of, grant)
+            (decision,) = self._decide(model, [found], [explain])
+            decision = self._annotate(decision, found, grant)
+            self._record([decision], caller, [request or {"firm_id": firm_id}])
         return decision
 
     def decide_records(
