@@ -58,7 +58,9 @@ def test_pushed_payments_feed_duckdb_and_spark_alike(data_dir: Path, tmp_path: P
     # Spark: the exported files sit beside the lake's, and are read with them
     exported = runner.invoke(app, ["records", "export", str(lake)])
     assert exported.exit_code == 0 and "payments_pushed.parquet" in exported.output
-    assert json.dumps(sorted(p.name for p in lake.glob("payments*"))) == '["payments_pushed.parquet"]'
+    assert (
+        json.dumps(sorted(p.name for p in lake.glob("payments*"))) == '["payments_pushed.parquet"]'
+    )
     spark = fs.session("local[2]", app_name="tradecredit-test-pushed")
     try:
         fs.register(fs.read_records(spark, lake))
