@@ -58,7 +58,8 @@ CREATE TABLE IF NOT EXISTS ingestions (
   already_present BIGINT NOT NULL,
   rejected BIGINT NOT NULL,
   started_at TIMESTAMP NOT NULL,
-  finished_at TIMESTAMP NOT NULL
+  finished_at TIMESTAMP NOT NULL,
+  provider VARCHAR DEFAULT 'operator'
 )
 """
 
@@ -125,10 +126,16 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(rt.create_table_sql(primary_key=False))
     con.execute(REJECTED_SQL)
     con.execute(INGESTIONS_SQL)
-    con.execute(
-        f"ALTER TABLE ingestions ADD COLUMN IF NOT EXISTS provider VARCHAR "
-        f"DEFAULT '{OPERATOR_SOURCE}'"
-    )
+    have = {
+        r[0]
+        for r in con.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = 'ingestions'"
+        ).fetchall()
+    }
+    if "provider" not in have:  # a store made before providers were kept
+        con.execute(
+            f"ALTER TABLE ingestions ADD COLUMN provider VARCHAR DEFAULT '{OPERATOR_SOURCE}'"
+        )
     con.execute(RECORD_INGESTIONS_SQL)
 
 
