@@ -126,9 +126,7 @@ class OnlineStore:
             metadata.create_all(self._engine, tables=[online_features], checkfirst=True)
         return self._engine
 
-    def write(
-        self, df: pd.DataFrame, chunk: int = 1000, written_at: datetime | None = None
-    ) -> int:
+    def write(self, df: pd.DataFrame, chunk: int = 1000, written_at: datetime | None = None) -> int:
         """Insert or replace snapshots: one per row of ``df`` (``firm_id``, ``as_of`` and
         every catalog feature). Returns the number of rows written.
 
