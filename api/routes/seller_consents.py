@@ -44,7 +44,11 @@ def _day(t: datetime | None) -> str:
     return "" if t is None else f"{t.day} {t:%B %Y}"
 
 
-def _limited(request: Request) -> HTMLResponse | None:
+def _refused(firm_id: str, request: Request) -> HTMLResponse | None:
+    """The page every request gets before any work: 404 for a malformed firm id, 429 past
+    the client's rate (the seller page's bucket); ``None`` to go on."""
+    if not _FIRM_ID.match(firm_id):
+        return _problem(404, "Page not found", "There is no page at this address.")
     allowed, retry_after = page_limits(request.app).per_client.acquire(
         request.client.host if request.client else "unknown"
     )
@@ -110,10 +114,8 @@ def consent_request_page(
     request: Request,
     token: str | None = Query(None, description="The signed token of the consent link."),
 ) -> HTMLResponse:
-    if not _FIRM_ID.match(firm_id):
-        return _problem(404, "Page not found", "There is no page at this address.")
-    if (limited := _limited(request)) is not None:
-        return limited
+    if (refused := _refused(firm_id, request)) is not None:
+        return refused
     service = request.app.state.service.credit
     try:
         c = service.consent_request(firm_id, consent_id, token)
@@ -144,10 +146,8 @@ def consent_request_page(
     },
 )
 async def answer_consent(firm_id: str, consent_id: str, request: Request) -> HTMLResponse:
-    if not _FIRM_ID.match(firm_id):
-        return _problem(404, "Page not found", "There is no page at this address.")
-    if (limited := _limited(request)) is not None:
-        return limited
+    if (refused := _refused(firm_id, request)) is not None:
+        return refused
     form = await _form(request)
     token, answer = form.get("token"), form.get("answer")
     if answer not in ("approve", "decline"):
@@ -206,10 +206,8 @@ def seller_consents_page(
     token: str | None = Query(None, description="The signed token of a link of the firm."),
     notice: str | None = Query(None, max_length=20, pattern="^[a-z_]+$"),
 ) -> HTMLResponse:
-    if not _FIRM_ID.match(firm_id):
-        return _problem(404, "Page not found", "There is no page at this address.")
-    if (limited := _limited(request)) is not None:
-        return limited
+    if (refused := _refused(firm_id, request)) is not None:
+        return refused
     service = request.app.state.service.credit
     try:
         found = service.seller_consents(firm_id, token)
@@ -249,10 +247,8 @@ def seller_consents_page(
     responses={303: {"description": "Back to the list of consents."}, **_PAGE_RESPONSES},
 )
 async def seller_revoke_consent(firm_id: str, consent_id: str, request: Request) -> Response:
-    if not _FIRM_ID.match(firm_id):
-        return _problem(404, "Page not found", "There is no page at this address.")
-    if (limited := _limited(request)) is not None:
-        return limited
+    if (refused := _refused(firm_id, request)) is not None:
+        return refused
     form = await _form(request)
     token = form.get("token") or ""
     service = request.app.state.service.credit

@@ -52,25 +52,13 @@ class DirectStatement:
         except self._dbapi_error as exc:  # the database is down or refuses connections
             raise OperationalError(self.sql, params, exc) from exc
         try:
-            cur = conn.cursor()
-            try:
-                out = work(cur)
-            finally:
-                cur.close()
-            if commit:
-                conn.commit()
-            return out
-        except self._dbapi_error as exc:
-            try:
-                conn.rollback()
-            except self._dbapi_error:
-                conn.invalidate(exc)  # a broken connection must not go back to the pool
-            raise OperationalError(self.sql, params, exc) from exc
+            return self._on(conn, work, params, commit)
         finally:
             conn.close()
 
     def _on(self, conn: Any, work: Callable[[Any], _T], params: Any, commit: bool) -> _T:
-        """Run on the connection :func:`one_connection` holds (it returns it to the pool)."""
+        """Run on ``conn`` (its own, or the one :func:`one_connection` holds); the caller
+        returns it to the pool."""
         try:
             cur = conn.cursor()
             try:
@@ -84,7 +72,7 @@ class DirectStatement:
             try:
                 conn.rollback()
             except self._dbapi_error:
-                conn.invalidate(exc)
+                conn.invalidate(exc)  # a broken connection must not go back to the pool
             raise OperationalError(self.sql, params, exc) from exc
 
 
