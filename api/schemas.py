@@ -149,7 +149,17 @@ class ScoreRequest(BaseModel):
     explain: Literal["top", "full", "none"] = Field(
         "top",
         description="top: up to 4 reason codes; full: also every SHAP contribution; "
-        "none: no reasons (fastest).",
+        "none: no reasons (fastest). A decision that is not approved always carries its "
+        "reasons.",
+    )
+    amount: float | None = Field(
+        None,
+        gt=0,
+        le=1e10,
+        description="The amount applied for, in the lender's policy currency. The policy's "
+        "automatic approval covers amounts up to its limit; without an amount, an approval "
+        "is for up to that limit.",
+        examples=[25000],
     )
 
     @model_validator(mode="after")
@@ -226,6 +236,25 @@ class ExplanationOut(BaseModel):
     contributions: dict[str, float]
 
 
+class RuleOut(BaseModel):
+    rule: str = Field(examples=["pd_ceiling"])
+    kind: Literal["decline", "refer", "approve"]
+    text: str
+    detail: str | None = None
+    conditions: list[str] | None = None
+    reasons: list[str] | None = Field(
+        None, description="Adverse reasons the rule stands for (docs/decisioning.md)."
+    )
+
+
+class ReviewRef(BaseModel):
+    review_id: str
+    status: Literal["open", "awaiting_second", "closed"]
+    outcome: Literal["approved", "declined"] | None = Field(
+        None, description="The reviewer's outcome once the review is closed."
+    )
+
+
 class DecisionOut(BaseModel):
     decision_id: str = Field(examples=["dec_5b0e6c9d2f8a4e7fa1c3d5e7f9a1b3c5"])
     firm_id: str
@@ -243,6 +272,26 @@ class DecisionOut(BaseModel):
     )
     sources: list[str] | None = Field(
         None, description="The providers whose records the decision used."
+    )
+    outcome: Literal["approved", "declined", "referred"] | None = Field(
+        None,
+        description="The outcome under the lender's policy: hard declines first, then "
+        "automatic approval, everything else referred to a reviewer (docs/decisioning.md).",
+    )
+    recommendation: Literal["approved", "declined"] | None = Field(
+        None,
+        description="What the model's score alone says under the policy; a reviewer deciding "
+        "otherwise overrides the model.",
+    )
+    rules: list[RuleOut] | None = Field(None, description="The policy rules that fired.")
+    policy: dict[str, str] | None = Field(None, description="The policy's name and version.")
+    amount: float | None = Field(None, description="The amount applied for, if given.")
+    limit: float | None = Field(None, description="The automatic-approval limit.")
+    review: ReviewRef | None = Field(
+        None, description="The review a referred decision opened (GET /v1/reviews/{id})."
+    )
+    notice: str | None = Field(
+        None, description="Where the adverse-action notice of a declined decision is."
     )
 
 

@@ -16,9 +16,11 @@ from sqlalchemy import Engine
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import SQLAlchemyError
 
+from credit.decisioning import Verdict
 from credit.decisions import Decision, iso
 from credit.errors import AuditUnavailableError
 from credit.fastpath.dbapi import FastInsert
+from credit.reviews import reviews as reviews_table
 
 __all__ = ["MONITORING_COLUMNS", "AuditLog", "AuditUnavailableError", "decisions"]
 
@@ -53,6 +55,14 @@ decisions = sa.Table(
     sa.Column("consent_id", sa.String(40)),
     sa.Column("sources", _JSON),
     sa.Column("knowledge_at", sa.DateTime(timezone=True)),
+    # decisioning (migration 0006): the outcome under the lender's policy and why (``rules``:
+    # the rules that fired and the automatic-approval limit, ``{"rules": [...], "limit": x}``)
+    sa.Column("outcome", sa.String(16)),
+    sa.Column("recommendation", sa.String(16)),
+    sa.Column("rules", _JSON),
+    sa.Column("amount", sa.Float),
+    sa.Column("policy", sa.String(100)),
+    sa.Column("review_id", sa.String(40)),
 )
 
 
@@ -71,6 +81,36 @@ MONITORING_COLUMNS = (
 )
 
 
+def _verdict_columns(d: Decision) -> dict[str, Any]:
+    v = d.verdict
+    if v is None:
+        return {}
+    return {
+        "outcome": v.outcome,
+        "recommendation": v.recommendation,
+        "rules": {"rules": v.rules, "limit": v.limit},
+        "amount": v.amount,
+        "policy": f"{v.policy['name']}@{v.policy['version']}",
+        "review_id": d.review_id,
+    }
+
+
+def _verdict_of(row: Any) -> Verdict | None:
+    """The verdict a row records (``None``: made before decisioning, or by no policy)."""
+    if row["outcome"] is None:
+        return None
+    name, _, version = str(row["policy"] or "").rpartition("@")
+    stored = row["rules"] or {}
+    return Verdict(
+        outcome=row["outcome"],
+        recommendation=row["recommendation"],
+        rules=list(stored.get("rules") or []),
+        amount=row["amount"],
+        limit=float(stored.get("limit") or 0.0),
+        policy={"name": name, "version": version},
+    )
+
+
 def _utc(dt: datetime) -> datetime:
     return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
 
@@ -81,6 +121,7 @@ class AuditLog:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._insert = FastInsert(engine, decisions)  # the SQL is rendered once, here
+        self._reviews = FastInsert(engine, reviews_table)
 
     def record(
         self,
@@ -89,10 +130,13 @@ class AuditLog:
         key_id: str | None,
         request_hashes: Sequence[str],
         offers: Sequence[dict[str, Any] | None] | None = None,
+        review_rows: Sequence[dict[str, Any]] = (),
     ) -> None:
         """Write decisions in one transaction; raise :class:`AuditUnavailableError` on failure.
 
-        ``offers``, when given, holds per decision the offer set it led to (JSON-ready).
+        ``offers``, when given, holds per decision the offer set it led to (JSON-ready);
+        ``review_rows`` are the review rows referred decisions open (same transaction: no
+        referred decision is recorded without its review).
         """
         if not items:
             return
@@ -120,11 +164,12 @@ class AuditLog:
                 "consent_id": d.consent_id,
                 "sources": d.lineage,
                 "knowledge_at": d.knowledge_at,
+                **_verdict_columns(d),
             }
             for d, h, o in zip(items, request_hashes, offers or [None] * len(items), strict=True)
         ]
         try:
-            self._insert.insert(rows)
+            self._insert.insert(rows, also=[(self._reviews, list(review_rows))])
         except (SQLAlchemyError, OSError) as exc:
             log.error("audit write failed: %s", type(exc).__name__, extra={"n": len(rows)})
             raise AuditUnavailableError("the audit log is unavailable") from exc
@@ -164,6 +209,9 @@ class AuditLog:
             "lineage": row["sources"],
             "knowledge_at": None if row["knowledge_at"] is None else iso(_utc(row["knowledge_at"])),
             "tenant": row["tenant"],
+            "verdict": _verdict_of(row),
+            "review_id": row["review_id"],
+            "offers": row["offers"],
         }
 
     def count(self, tenant: str | None = None) -> int:

@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from credit.decisioning import Verdict
 from credit.reasons import top_k_matrix
 from credit.records import MAX_UTC_OFFSET_HOURS, MIN_DATE
 from credit.scoring import ScoringInputError, ScoringModel
@@ -54,6 +55,10 @@ class Decision:
     lineage: dict[str, Any] | None = None
     #: the records it used were those ingested at or before this moment (replay reads the same)
     knowledge_at: datetime | None = None
+    #: the outcome under the caller's policy (approve, decline or refer) and why
+    verdict: Verdict | None = None
+    #: the review a referred decision opened
+    review_id: str | None = None
 
     def to_response(self) -> dict[str, Any]:
         """The JSON body of a decision (no feature vector: that stays in the audit log)."""
@@ -75,6 +80,8 @@ class Decision:
             out["consent_id"] = self.consent_id
         if self.lineage is not None:
             out["sources"] = self.lineage.get("providers", [])
+        if self.verdict is not None:
+            out.update(outcome_fields(self.verdict, self.decision_id, self.review_id))
         return out
 
     def same_outcome(self, other: Decision, tol: float = 1e-12) -> bool:
@@ -88,6 +95,27 @@ class Decision:
             and [r["code"] for r in self.reasons] == [r["code"] for r in other.reasons]
             and self.model == other.model
         )
+
+
+def outcome_fields(
+    verdict: Verdict, decision_id: str, review_id: str | None, status: str = "open"
+) -> dict[str, Any]:
+    """What a decision's answer says of its outcome: ``outcome``, ``recommendation``, the
+    ``rules`` that fired, the ``policy``, the amount asked and approved up to and, where there
+    is one, the ``review`` and the adverse-action ``notice``."""
+    out: dict[str, Any] = {
+        "outcome": verdict.outcome,
+        "recommendation": verdict.recommendation,
+        "rules": verdict.rules,
+        "policy": verdict.policy,
+        "amount": verdict.amount,
+        "limit": verdict.limit,
+    }
+    if review_id is not None:
+        out["review"] = {"review_id": review_id, "status": status}
+    if verdict.outcome == "declined":
+        out["notice"] = f"/v1/decisions/{decision_id}/notice"
+    return out
 
 
 def iso(dt: datetime) -> str:

@@ -89,7 +89,13 @@ _COLUMNS: dict[str, tuple[str, ...]] = {
     "payments": ("firm_id", "kind", "direction", "amount_usd", "occurred_at", "due_at", "paid_at"),
 }
 
-DeclineCode = Literal["pd_above_cutoff", "thin_file", "grade_not_eligible", "volume_too_small"]
+DeclineCode = Literal[
+    "pd_above_cutoff",
+    "thin_file",
+    "grade_not_eligible",
+    "volume_too_small",
+    "application_declined",
+]
 
 
 class OfferError(ValueError):
@@ -289,6 +295,9 @@ class OfferSet(_Model):
     offers: list[Offer]
     declines: list[Decline]
     bases: FirmBases
+    #: the application's outcome under the policy's decision rules (``referred``: the
+    #: offers stand once a reviewer approves); ``None`` for a decision judged by no policy
+    outcome: str | None = None
 
 
 # --------------------------------------------------------------------------------------------
@@ -569,6 +578,7 @@ def make_offers(decision: DecisionLike, bases: FirmBases, policy: Policy) -> Off
         One offer or one decline (with all its reasons) per enabled product.
     """
     dec = _offer_decision(decision)
+    verdict = getattr(decision, "verdict", None)
     if not 0.0 <= dec.pd <= 1.0 or math.isnan(dec.pd):
         raise OfferError(f"decision pd must be between 0 and 1, got {dec.pd}")
     months = dec.months_of_history if dec.months_of_history is not None else bases.months_of_history
@@ -615,6 +625,8 @@ def make_offers(decision: DecisionLike, bases: FirmBases, policy: Policy) -> Off
             offer = _size(name, prod, policy, dec, bases, base, factor, base_words)
         if offer is None and not any(r.code == "grade_not_eligible" for r in reasons):
             reasons.append(_too_small(prod, policy, base, base_words))
+        if verdict is not None and verdict.outcome == "declined":
+            reasons.insert(0, _declined(verdict))
         if reasons:
             declines.append(Decline(product=name, title=prod.title, reasons=reasons))
         elif offer is not None:
@@ -631,6 +643,15 @@ def make_offers(decision: DecisionLike, bases: FirmBases, policy: Policy) -> Off
         offers=offers,
         declines=declines,
         bases=bases,
+        outcome=None if verdict is None else verdict.outcome,
+    )
+
+
+def _declined(verdict: Any) -> DeclineReason:
+    rules = "; ".join(r["text"] for r in verdict.rules if r.get("kind") == "decline")
+    return DeclineReason(
+        code="application_declined",
+        message=f"the application is declined under the lending policy: {rules}",
     )
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from functools import cache, lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
@@ -163,6 +164,157 @@ class Products(_Strict):
     warehouse_inventory_financing: ProductPolicy | None = None
 
 
+Outcome = Literal["approved", "declined", "referred"]
+#: The outcomes a decision can have; a reviewer decides ``approved`` or ``declined``.
+OUTCOMES: tuple[Outcome, ...] = ("approved", "declined", "referred")
+_RULE_NAME = r"^[a-z][a-z0-9_]{0,47}$"
+
+
+class LenderInfo(_Strict):
+    """Who the lender is, as an adverse-action notice names it."""
+
+    name: str = Field(min_length=1, max_length=120)
+    address: str = Field(default="", max_length=300)
+    email: str = Field(default="", max_length=120)
+    phone: str = Field(default="", max_length=40)
+    #: the regulator or agency an applicant may complain to (printed on the notice)
+    regulator: str = Field(default="", max_length=300)
+
+
+def _known_conditions(names: list[str]) -> list[str]:
+    from features.catalog import CONDITIONS
+
+    known = {c.name for c in CONDITIONS}
+    for n in names:
+        if n not in known:
+            raise ValueError(
+                f"unknown condition {n!r}; the catalog's conditions are "
+                f"{', '.join(sorted(known))}"
+            )
+    return names
+
+
+def _known_reasons(codes: list[str]) -> list[str]:
+    from credit.adverse import ADVERSE_REASONS
+
+    for c in codes:
+        if c not in ADVERSE_REASONS:
+            raise ValueError(
+                f"unknown adverse reason {c!r}; the documented list is "
+                f"{', '.join(ADVERSE_REASONS)} (docs/decisioning.md)"
+            )
+    return codes
+
+
+class DeclineRule(_Strict):
+    """A hard decline: fires when every condition it gives holds.
+
+    Parameters
+    ----------
+    name : identifies the rule in answers, reviews and reports.
+    text : what it means, in plain words.
+    pd_at_least : fires at or above this probability of default.
+    grade_worse_than : fires when the grade is worse than this one (the model's scale order).
+    when : named catalog conditions (``features.catalog.CONDITIONS``), all of which must hold.
+    reasons : adverse reasons the rule stands for on a notice (default: none of its own; the
+        notice then gives the SHAP reasons behind the score).
+    """
+
+    name: str = Field(pattern=_RULE_NAME)
+    text: str = Field(min_length=1, max_length=200)
+    pd_at_least: float | None = Field(default=None, gt=0.0, le=1.0)
+    grade_worse_than: str | None = None
+    when: list[str] = Field(default_factory=list)
+    reasons: list[str] = Field(default_factory=list, max_length=4)
+
+    @field_validator("when")
+    @classmethod
+    def _conditions(cls, v: list[str]) -> list[str]:
+        return _known_conditions(v)
+
+    @field_validator("reasons")
+    @classmethod
+    def _reasons(cls, v: list[str]) -> list[str]:
+        return _known_reasons(v)
+
+    @field_validator("grade_worse_than")
+    @classmethod
+    def _grade(cls, v: str | None) -> str | None:
+        if v is not None and not _GRADE.match(v):
+            raise ValueError(f"grade {v!r} is not a grade letter such as 'A' or 'B'")
+        return v
+
+    @model_validator(mode="after")
+    def _some_condition(self) -> DeclineRule:
+        if self.pd_at_least is None and self.grade_worse_than is None and not self.when:
+            raise ValueError(
+                f"rule {self.name} has no condition: give pd_at_least, grade_worse_than or when"
+            )
+        return self
+
+
+class ReferRule(_Strict):
+    """A condition that sends an application to a person even when it would be approved."""
+
+    name: str = Field(pattern=_RULE_NAME)
+    text: str = Field(min_length=1, max_length=200)
+    when: list[str] = Field(min_length=1)
+
+    @field_validator("when")
+    @classmethod
+    def _conditions(cls, v: list[str]) -> list[str]:
+        return _known_conditions(v)
+
+
+class ApproveRule(_Strict):
+    """Automatic approval: grade at or better than ``grade_at_least`` and the amount applied
+    for at most ``max_amount`` (an application without an amount is approved up to it)."""
+
+    grade_at_least: str
+    max_amount: float = Field(gt=0.0)
+
+    @field_validator("grade_at_least")
+    @classmethod
+    def _grade(cls, v: str) -> str:
+        if not _GRADE.match(v):
+            raise ValueError(f"grade {v!r} is not a grade letter such as 'A' or 'B'")
+        return v
+
+
+class ReviewPolicy(_Strict):
+    """How referred applications are reviewed.
+
+    Parameters
+    ----------
+    outcomes : what a reviewer may decide.
+    four_eyes_above : an override of the model's recommendation for more than this amount
+        needs a second reviewer (another holder) to agree before it stands.
+    """
+
+    outcomes: list[Literal["approved", "declined"]] = Field(
+        default_factory=lambda: ["approved", "declined"], min_length=1
+    )
+    four_eyes_above: float = Field(default=50_000.0, ge=0.0)
+
+
+class DecisionPolicy(_Strict):
+    """Approve, decline or refer: hard declines first, then automatic approval, and
+    everything else is referred to a reviewer."""
+
+    decline: list[DeclineRule] = Field(default_factory=list)
+    refer: list[ReferRule] = Field(default_factory=list)
+    approve: ApproveRule
+    review: ReviewPolicy = Field(default_factory=ReviewPolicy)
+
+    @model_validator(mode="after")
+    def _unique(self) -> DecisionPolicy:
+        names = [r.name for r in [*self.decline, *self.refer]]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"rule names must be unique; repeated: {', '.join(dupes)}")
+        return self
+
+
 class Policy(_Strict):
     """A lender's or platform's lending policy.
 
@@ -177,6 +329,8 @@ class Policy(_Strict):
     days_per_year : day count for annual rates.
     round_to : offers are rounded down to a multiple of this amount.
     products : the products and their terms.
+    lender : the lender's name and contact, for adverse-action notices.
+    decision : the rules that approve, decline or refer each application.
     """
 
     name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:\-]*$")
@@ -189,6 +343,9 @@ class Policy(_Strict):
     days_per_year: int = Field(default=365, ge=360, le=366)
     round_to: float = Field(default=100.0, gt=0.0)
     products: Products
+    #: who the lender is (adverse-action notices name it); ``None``: the policy's name
+    lender: LenderInfo | None = None
+    decision: DecisionPolicy
 
     @field_validator("currency")
     @classmethod
@@ -247,10 +404,20 @@ def policy_from_dict(data: Mapping[str, Any], source: str = "<dict>") -> Policy:
             f"invalid policy {source}: expected a mapping of fields at the top level, "
             f"got {type(data).__name__}"
         )
+    data = dict(data)
+    if "decision" not in data:  # a policy without rules of its own takes the shipped ones
+        data["decision"] = _default_data()["decision"]
     try:
-        return Policy.model_validate(dict(data))
+        return Policy.model_validate(data)
     except ValidationError as err:
         raise PolicyError(_format_errors(err, source)) from None
+
+
+@cache
+def _default_data() -> dict[str, Any]:
+    text = (resources.files("credit") / "policies" / "default.yaml").read_text(encoding="utf-8")
+    data: dict[str, Any] = yaml.safe_load(text)
+    return data
 
 
 def load_policy(path: str | Path) -> Policy:
@@ -277,11 +444,15 @@ def load_policy(path: str | Path) -> Policy:
     return policy_from_dict(data, source=str(p))
 
 
+@cache
 def default_policy() -> Policy:
     """The policy shipped with the package (``credit/policies/default.yaml``)."""
-    ref = resources.files("credit") / "policies" / "default.yaml"
-    with resources.as_file(ref) as path:
-        return load_policy(path)
+    return policy_from_dict(_default_data(), source="credit/policies/default.yaml")
+
+
+@lru_cache(maxsize=256)
+def _load_cached(path: str, mtime_ns: int, size: int) -> Policy:
+    return load_policy(path)
 
 
 def policy_for_tenant(tenant: str | None, policy_dir: Path | None) -> Policy:
@@ -301,6 +472,10 @@ def policy_for_tenant(tenant: str | None, policy_dir: Path | None) -> Policy:
     if tenant and policy_dir is not None:
         safe = re.sub(r"[^A-Za-z0-9_.:\-]", "_", tenant)
         candidate = policy_dir / f"{safe}.yaml"
-        if candidate.is_file():
-            return load_policy(candidate)
+        try:
+            st = candidate.stat()
+        except OSError:
+            return default_policy()
+        # read once per version of the file: a score reads its tenant's policy every time
+        return _load_cached(str(candidate), st.st_mtime_ns, st.st_size)
     return default_policy()

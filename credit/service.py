@@ -39,7 +39,8 @@ from credit.consent import (
     Grant,
     check_terms,
 )
-from credit.decisions import Decision, Explain, decide, request_hash, to_utc
+from credit.decisioning import evaluate
+from credit.decisions import Decision, Explain, decide, outcome_fields, request_hash, to_utc
 from credit.errors import (
     AuditUnavailableError,
     InvalidInputError,
@@ -65,6 +66,7 @@ from credit.offers import RECORD_KINDS, OfferError, OfferSet, compute_bases, mak
 from credit.policy import Policy, PolicyError, policy_for_tenant
 from credit.reasons import MISSING_PREFIX, NOT_SHARED_PREFIX
 from credit.records import RECORD_TYPES
+from credit.reviews import ReviewStore, new_review_id, review_row
 from credit.scoring import ScoringInputError, ScoringModel
 from credit.settings import Settings
 from credit.store import open_store
@@ -355,6 +357,8 @@ class ScoreItem:
     records: Mapping[str, Any] | None = None
     firm: Mapping[str, Any] | None = None
     request: Mapping[str, Any] = field(default_factory=dict)
+    #: the amount applied for, in the caller's policy currency (``None``: not given)
+    amount: float | None = None
 
 
 @dataclass(frozen=True)
@@ -611,19 +615,104 @@ class CreditService:
             data=data,
         )
 
+    def policy(self, caller: Caller) -> Policy:
+        """The caller's lending policy, or :class:`UnavailableError` when its file is invalid."""
+        try:
+            return self.policies(caller.tenant)
+        except PolicyError as exc:
+            raise UnavailableError(
+                f"the lending policy of {caller.tenant} is invalid: {exc}"
+            ) from exc
+
+    def _judge(
+        self,
+        model: ScoringModel,
+        decisions: Sequence[Decision],
+        amounts: Sequence[float | None],
+        caller: Caller,
+        policy: Policy | None = None,
+    ) -> list[Decision]:
+        """Each decision with its outcome under the caller's policy (approve, decline or
+        refer, :mod:`credit.decisioning`). A decision that is not approved always carries its
+        reason codes (an adverse-action notice needs them), even when none were asked for;
+        a referred one opens a review, written with it by :meth:`_record`."""
+        if not decisions:
+            return []
+        policy = policy or self.policy(caller)
+        grades = model.scale.grades
+        out = []
+        for d, amount in zip(decisions, amounts, strict=True):
+            try:
+                verdict = evaluate(policy, d.pd, d.grade, d.features, amount, grades)
+            except PolicyError as exc:
+                raise UnavailableError(
+                    f"the lending policy of {caller.tenant} does not fit the model: {exc}"
+                ) from exc
+            reasons = d.reasons
+            if verdict.outcome != "approved" and not reasons:
+                (explained,) = decide(model, [(d.firm_id, d.as_of, d.features)], "top")
+                reasons = explained.reasons
+            review_id = (
+                new_review_id()
+                if verdict.outcome == "referred" and self.audit is not None
+                else None
+            )
+            out.append(replace(d, verdict=verdict, reasons=reasons, review_id=review_id))
+        return out
+
+    def _review_rows(
+        self, decisions: Sequence[Decision], caller: Caller, policy: Policy | None
+    ) -> list[dict[str, Any]]:
+        rows = []
+        for d in decisions:
+            if d.review_id is None or d.verdict is None:
+                continue
+            policy = policy or self.policy(caller)
+            terms = {
+                "outcomes": list(policy.decision.review.outcomes),
+                "four_eyes_above": policy.decision.review.four_eyes_above,
+                "policy": d.verdict.policy,
+                "currency": policy.currency,
+            }
+            rows.append(
+                review_row(
+                    d.review_id,
+                    d.decision_id,
+                    caller.tenant,
+                    d.firm_id,
+                    d.verdict.recommendation,
+                    d.grade,
+                    d.verdict.exposure,
+                    terms,
+                    d.scored_at,
+                )
+            )
+        return rows
+
     def _record(
         self,
         decisions: Sequence[Decision],
         caller: Caller,
         requests: Sequence[Mapping[str, Any]],
         offers: Sequence[dict[str, Any] | None] | None = None,
+        policy: Policy | None = None,
     ) -> None:
-        """Write the decisions to the audit log, or raise: nothing unrecorded is returned."""
+        """Write the decisions to the audit log, with the reviews the referred ones open, or
+        raise: nothing unrecorded is returned. ``policy``: the one the outcomes were judged
+        under (default: the caller's)."""
         if self.audit is None or not decisions:
             return
         hashes = [request_hash(r) for r in requests]
+        review_rows = self._review_rows(decisions, caller, policy)
         try:
-            self.audit.record(decisions, caller.tenant, caller.key_id, hashes, offers=offers)
+            self.audit.record(
+                decisions,
+                caller.tenant,
+                caller.key_id,
+                hashes,
+                offers=offers,
+                review_rows=review_rows,
+            )
         except AuditUnavailableError as exc:
             if self.observer is not None:
                 self.observer.audit_failed(len(decisions))
@@ -647,8 +736,10 @@ class CreditService:
         caller: Caller,
         explain: Explain = "top",
         request: Mapping[str, Any] | None = None,
+        amount: float | None = None,
     ) -> Decision:
-        """Score a firm on its features (latest, or at or before ``as_of``), recorded."""
+        """Score a firm on its features (latest, or at or before ``as_of``), judge it under
+        the caller's policy (``amount``: applied for), recorded."""
         # the consent read and the audit write on one pooled connection (credit.fastpath)
         with one_connection(self.audit.engine if self.audit is not None else None):
             grant = self.authorize(caller, firm_id)
@@ -656,6 +747,7 @@ class CreditService:
             found = self.scoped_features(firm_id, as_of, grant)
             (decision,) = self._decide(model, [found], [explain])
             decision = self._annotate(decision, found, grant)
+            (decision,) = self._judge(model, [decision], [amount], caller)
             self._record([decision], caller, [request or {"firm_id": firm_id}])
         return decision
 
@@ -669,14 +761,16 @@ class CreditService:
         caller: Caller,
         explain: Explain = "top",
         request: Mapping[str, Any] | None = None,
+        amount: float | None = None,
     ) -> Decision:
         """Score a firm on records the caller posted with the request (features computed on
-        the spot), recorded. No stored record is read, so no consent is needed: the records
-        are the caller's own."""
+        the spot), judged and recorded. No stored record is read, so no consent is needed:
+        the records are the caller's own."""
         model = self.model()
         found = RecordFeatures(PostedRecords(records, firm), "posted").features(firm_id, as_of)
         (decision,) = self._decide(model, [found], [explain])
         decision = self._annotate(decision, found, None)
+        (decision,) = self._judge(model, [decision], [amount], caller)
         self._record([decision], caller, [request or {"firm_id": firm_id}])
         return decision
 
@@ -723,6 +817,9 @@ class CreditService:
                 grant = None if source == "posted" else grants[items[i].firm_id]
                 results[i] = self._annotate(d, found[i], grant)
         ok = sorted(i for i, r in enumerate(results) if isinstance(r, Decision))
+        judged = self._judge(model, [results[i] for i in ok], [items[i].amount for i in ok], caller)  # type: ignore[misc]
+        for i, d in zip(ok, judged, strict=True):
+            results[i] = d
         self._record(
             [results[i] for i in ok],  # type: ignore[misc]
             caller,
@@ -748,15 +845,10 @@ class CreditService:
         grant = self.authorize(caller, firm_id)
         model = self.model()
         found = self.scoped_features(firm_id, as_of, grant)
-        if policy is None:
-            try:
-                policy = self.policies(caller.tenant)
-            except PolicyError as exc:
-                raise UnavailableError(
-                    f"the lending policy of {caller.tenant} is invalid: {exc}"
-                ) from exc
+        policy = policy or self.policy(caller)
         (decision,) = self._decide(model, [found], ["top"])
         decision = self._annotate(decision, found, grant)
+        (decision,) = self._judge(model, [decision], [None], caller, policy)
         known = self._known(firm_id, decision.as_of, decision.knowledge_at, grant.sources)
         frames = as_frames(known)
         records = {k: frames[k] for k in RECORD_KINDS}
@@ -770,7 +862,9 @@ class CreditService:
             "as_of": None if as_of is None else to_utc(as_of).isoformat(),
             "policy": offers.policy,
         }
-        self._record([decision], caller, [request], offers=[offers.model_dump(mode="json")])
+        self._record(
+            [decision], caller, [request], offers=[offers.model_dump(mode="json")], policy=policy
+        )
         return FirmOffers(decision=decision, offers=offers, records=records)
 
     # ---- use cases: seller links ---------------------------------------------------------
@@ -912,6 +1006,11 @@ class CreditService:
             raise UnavailableError(DB_DOWN) from exc
 
     # ---- use cases: consents -------------------------------------------------------------
+
+    def _reviews(self) -> ReviewStore:
+        if self.audit is None:
+            raise UnavailableError("no service database, so no reviews")
+        return ReviewStore(self.audit.engine)
 
     def _consent_store(self) -> ConsentStore:
         if self.consents is None:
@@ -1122,6 +1221,20 @@ class CreditService:
         if found is None:
             raise NotFoundError(f"no decision {decision_id} for this tenant")
         found["lineage"] = self._lineage(found)
+        verdict = found.pop("verdict")
+        review_id = found.pop("review_id")
+        found.pop("offers", None)
+        if verdict is not None:
+            review = self._reviews().by_decision(decision_id) if review_id else None
+            found.update(
+                outcome_fields(
+                    verdict, decision_id, review_id, review.status if review else "open"
+                )
+            )
+            if review is not None:
+                found["review"]["outcome"] = review.outcome
+                if review.outcome == "declined":
+                    found["notice"] = f"/v1/decisions/{decision_id}/notice"
         return found
 
     def _lineage(self, row: Mapping[str, Any]) -> dict[str, Any]:

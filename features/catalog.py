@@ -1534,6 +1534,83 @@ THIN_FILE = "thin_file_flag"
 HISTORY_MONTHS = "months_of_history"
 
 
+@dataclass(frozen=True)
+class Condition:
+    """A named condition on one catalog feature, for policies' decision rules
+    (``decision.decline[].when`` in a policy file): ``feature op value``. A missing value
+    (NaN) never meets a condition: a rule fires on what the records show.
+
+    Parameters
+    ----------
+    name : the name a policy uses.
+    feature : the catalog feature it reads.
+    op : one of ``>``, ``>=``, ``<``, ``<=``.
+    value : the threshold.
+    text : what it means, in plain words (shown with the rule that fired).
+    """
+
+    name: str
+    feature: str
+    op: Literal[">", ">=", "<", "<="]
+    value: float
+    text: str
+
+    def holds(self, x: object) -> bool:
+        """Whether value ``x`` of the feature meets the condition (``None``/NaN: no)."""
+        if x is None:
+            return False
+        try:
+            v = float(x)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            return False
+        if v != v:
+            return False
+        if self.op == ">":
+            return v > self.value
+        if self.op == ">=":
+            return v >= self.value
+        if self.op == "<":
+            return v < self.value
+        return v <= self.value
+
+
+#: The conditions a policy may name, each over one catalog feature.
+CONDITIONS: tuple[Condition, ...] = (
+    Condition("thin_file", THIN_FILE, ">=", 1, "too little history for a reliable assessment"),
+    Condition(
+        "overdue_supplier_invoices",
+        "supplier_overdue_unpaid_usd",
+        ">",
+        0,
+        "supplier invoices unpaid past their due date",
+    ),
+    Condition("past_default", "past_default_count", ">", 0, "a loan defaulted in the past"),
+    Condition(
+        "loan_arrears", "loan_dpd_max_90d", ">", 30, "a loan more than 30 days late recently"
+    ),
+    Condition("young_firm", "firm_age_days", "<", 365, "registered less than a year ago"),
+    Condition(
+        "no_recent_inflow", "days_since_last_inflow", ">", 60, "no money received in 60 days"
+    ),
+    Condition(
+        "customs_rejections",
+        "customs_rejected_rate_365d",
+        ">",
+        0.1,
+        "over 10% of customs declarations rejected in the last year",
+    ),
+)
+
+
+def condition(name: str) -> Condition:
+    """The condition called ``name``; ``KeyError`` listing the known ones otherwise."""
+    for c in CONDITIONS:
+        if c.name == name:
+            return c
+    known = ", ".join(c.name for c in CONDITIONS)
+    raise KeyError(f"no condition called {name!r} in the catalog; known: {known}")
+
+
 def _check(catalog: tuple[Feature, ...]) -> None:
     names = [f.name for f in catalog]
     dupes = sorted({n for n in names if names.count(n) > 1})
@@ -1542,6 +1619,9 @@ def _check(catalog: tuple[Feature, ...]) -> None:
     absent = {THIN_FILE, HISTORY_MONTHS} - set(names)
     if absent:
         raise ValueError(f"the catalog must define {sorted(absent)} (data sufficiency)")
+    stray = sorted(c.name for c in CONDITIONS if c.feature not in names)
+    if stray:
+        raise ValueError(f"conditions {stray} read features that are not in the catalog")
 
 
 def feature_names() -> list[str]:

@@ -162,6 +162,7 @@ def _item(req: ScoreRequest) -> ScoreItem:
         records=req.records.model_dump() if req.records is not None else None,
         firm=req.firm.model_dump() if req.firm is not None else None,
         request=req.model_dump(mode="json"),
+        amount=req.amount,
     )
 
 
@@ -189,11 +190,20 @@ async def score(
     it = _item(body)
     if it.records is None:  # about a millisecond: in place on the event loop
         decision = service.decide_firm(
-            it.firm_id, it.as_of, caller=principal, explain=it.explain, request=it.request
+            it.firm_id,
+            it.as_of,
+            caller=principal,
+            explain=it.explain,
+            request=it.request,
+            amount=it.amount,
         )
     else:  # ~10 ms of feature computation: off the event loop
         decide = partial(
-            service.decide_records, caller=principal, explain=it.explain, request=it.request
+            service.decide_records,
+            caller=principal,
+            explain=it.explain,
+            request=it.request,
+            amount=it.amount,
         )
         decision = await run_in_threadpool(decide, it.firm_id, it.records, it.firm, it.as_of)
     return FastJSONResponse(decision.to_response())

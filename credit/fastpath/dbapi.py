@@ -20,7 +20,7 @@ PostgreSQL (``tests/unit/credit/test_fastpath_dbapi.py``).
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any, TypeVar
@@ -204,10 +204,21 @@ class FastInsert(DirectStatement):
         ]
         return tuple(values) if self._positional else dict(zip(self.columns, values, strict=True))
 
-    def insert(self, rows: list[dict[str, Any]]) -> None:
-        """Insert ``rows`` (column name -> value; absent columns are NULL) and commit."""
-        params = [self._params(r) for r in rows]
-        self._execute(lambda cur: cur.executemany(self.sql, params), None, commit=True)
+    def insert(
+        self,
+        rows: list[dict[str, Any]],
+        also: Sequence[tuple[FastInsert, list[dict[str, Any]]]] = (),
+    ) -> None:
+        """Insert ``rows`` (column name -> value; absent columns are NULL) and commit; the
+        rows of ``also`` (other tables' inserts, same engine) go in the same transaction."""
+        batches = [(self.sql, [self._params(r) for r in rows])]
+        batches += [(ins.sql, [ins._params(r) for r in more]) for ins, more in also if more]
+
+        def work(cur: Any) -> None:
+            for sql, params in batches:
+                cur.executemany(sql, params)
+
+        self._execute(work, None, commit=True)
 
 
 _fast_queries: weakref.WeakKeyDictionary[Engine, dict[str, FastQuery]] = weakref.WeakKeyDictionary()

@@ -184,7 +184,7 @@ def test_audit_log_and_keys_on_postgresql(
     app = create_app(settings=settings, model_loader=lambda s: model, online_store=make_store())
     with TestClient(app) as c:
         engine = app.state.service.engine
-        assert engine.dialect.name == "postgresql" and current_revision(engine) == "0005"
+        assert engine.dialect.name == "postgresql" and current_revision(engine) == "0006"
         upgrade(make_engine(pg_url))  # idempotent
         _, a = create_key(engine, "bank-a", "lender")
         _, b = create_key(engine, "bank-b", "lender")
