@@ -41,6 +41,7 @@ from api.routes import (
     records,
     score,
     seller_consents,
+    reviews,
     sellers,
 )
 from credit.audit import AuditLog
@@ -357,4 +358,5 @@ def create_app(
     app.include_router(records.router)
     app.include_router(consents.router)
     app.include_router(seller_consents.router)
+    app.include_router(reviews.router)
     return app

@@ -31,6 +31,8 @@ class Principal:
     key_id: str
     tenant: str
     role: Role
+    #: the person the key belongs to (``None``: a system's key)
+    holder: str | None = None
 
 
 def _client(request: Request) -> str:
@@ -103,7 +105,7 @@ def identify(request: Request, plaintext: str | None) -> Principal:
             "rate limit exceeded for this API key",
             headers={"Retry-After": str(retry_after)},
         )
-    principal = Principal(key.key_id, key.tenant, key.role)
+    principal = Principal(key.key_id, key.tenant, key.role, key.holder)
     request.state.principal = principal
     return principal
 

@@ -214,6 +214,20 @@ class AuditLog:
             "offers": row["offers"],
         }
 
+    def decisions_of(self, firm_id: str, outcomes: Sequence[str]) -> list[str]:
+        """Ids of the firm's decisions with one of ``outcomes``, newest first (any tenant)."""
+        q = (
+            sa.select(decisions.c.decision_id)
+            .where(decisions.c.firm_id == firm_id, decisions.c.outcome.in_(list(outcomes)))
+            .order_by(decisions.c.scored_at.desc())
+            .limit(50)
+        )
+        try:
+            with self.engine.connect() as conn:
+                return [r[0] for r in conn.execute(q)]
+        except (SQLAlchemyError, OSError) as exc:
+            raise AuditUnavailableError("the audit log is unavailable") from exc
+
     def count(self, tenant: str | None = None) -> int:
         """Number of recorded decisions (for one tenant or all)."""
         q = sa.select(sa.func.count()).select_from(decisions)

@@ -29,8 +29,11 @@ from sqlalchemy import Engine
 from credit.fastpath.dbapi import fast_query
 from credit.records import ID_HELP, ID_PATTERN
 
-Role = Literal["lender", "platform", "admin"]
-ROLES: tuple[Role, ...] = ("lender", "platform", "admin")
+Role = Literal["lender", "platform", "admin", "reviewer"]
+#: ``reviewer``: a person at a lender who decides referred applications (the key must name
+#: its holder; every review action records it).
+ROLES: tuple[Role, ...] = ("lender", "platform", "admin", "reviewer")
+MAX_HOLDER = 80
 KEY_PREFIX = "tck"
 _KEY_RE = re.compile(r"^tck_([0-9a-f]{12})_([A-Za-z0-9_\-]{43})$")
 _TENANT_RE = re.compile(ID_PATTERN)
@@ -46,6 +49,7 @@ api_keys = sa.Table(
     sa.Column("note", sa.String(200)),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("revoked_at", sa.DateTime(timezone=True)),
+    sa.Column("holder", sa.String(80)),  # the person the key belongs to (migration 0006)
 )
 
 
@@ -59,6 +63,7 @@ class ApiKey:
     created_at: datetime
     revoked_at: datetime | None = None
     note: str | None = None
+    holder: str | None = None
 
     @property
     def active(self) -> bool:
@@ -96,19 +101,27 @@ def _row_to_key(row: sa.Row) -> ApiKey:
         created_at=created,
         revoked_at=_utc(row.revoked_at),
         note=row.note,
+        holder=row.holder,
     )
 
 
 def create_key(
-    engine: Engine, tenant: str, role: str, note: str | None = None
+    engine: Engine, tenant: str, role: str, note: str | None = None, holder: str | None = None
 ) -> tuple[ApiKey, str]:
     """Create a key for ``tenant`` with ``role``; return it and its plaintext (shown once).
+    ``holder`` names the person the key belongs to (required for a ``reviewer``).
 
     Raises
     ------
     ValueError
-        When the tenant name or the role is invalid.
+        When the tenant name, the role or the holder is invalid.
     """
+    if holder is not None:
+        holder = " ".join(holder.split())
+        if not holder or len(holder) > MAX_HOLDER or not holder.isprintable():
+            raise ValueError(f"holder must be a name of 1 to {MAX_HOLDER} printable characters")
+    if role == "reviewer" and not holder:
+        raise ValueError("a reviewer key must name its holder (--holder 'Full Name')")
     if not _TENANT_RE.match(tenant or ""):
         raise ValueError(f"invalid tenant {tenant!r}: {ID_HELP}")
     if role not in ROLES:
@@ -127,9 +140,10 @@ def create_key(
                 key_hash=hash_key(plaintext),
                 note=note,
                 created_at=now,
+                holder=holder,
             )
         )
-    return ApiKey(key_id, tenant, role, now, None, note), plaintext
+    return ApiKey(key_id, tenant, role, now, None, note, holder), plaintext
 
 
 def list_keys(engine: Engine, tenant: str | None = None) -> list[ApiKey]:
@@ -165,6 +179,7 @@ _KEY_BY_ID = sa.select(
     api_keys.c.role,
     api_keys.c.key_hash,
     api_keys.c.revoked_at.is_not(None).label("revoked"),
+    api_keys.c.holder,
 ).where(api_keys.c.key_id == sa.bindparam("key_id"))
 
 
@@ -175,6 +190,7 @@ class VerifiedKey:
     key_id: str
     tenant: str
     role: Role
+    holder: str | None = None
 
 
 def verify_key(engine: Engine, plaintext: str | None) -> VerifiedKey | None:
@@ -193,4 +209,4 @@ def verify_key(engine: Engine, plaintext: str | None) -> VerifiedKey | None:
     ok = hmac.compare_digest(digest, row[3] if row is not None else _DUMMY_HASH)
     if row is None or not ok or row[4]:
         return None
-    return VerifiedKey(row[0], row[1], row[2])
+    return VerifiedKey(row[0], row[1], row[2], row[5])

@@ -281,6 +281,10 @@ class ApproveRule(_Strict):
         return v
 
 
+def _both_outcomes() -> list[Literal["approved", "declined"]]:
+    return ["approved", "declined"]
+
+
 class ReviewPolicy(_Strict):
     """How referred applications are reviewed.
 
@@ -292,7 +296,7 @@ class ReviewPolicy(_Strict):
     """
 
     outcomes: list[Literal["approved", "declined"]] = Field(
-        default_factory=lambda: ["approved", "declined"], min_length=1
+        default_factory=_both_outcomes, min_length=1
     )
     four_eyes_above: float = Field(default=50_000.0, ge=0.0)
 
@@ -308,7 +312,7 @@ class DecisionPolicy(_Strict):
 
     @model_validator(mode="after")
     def _unique(self) -> DecisionPolicy:
-        names = [r.name for r in [*self.decline, *self.refer]]
+        names = [r.name for r in self.decline] + [r.name for r in self.refer]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"rule names must be unique; repeated: {', '.join(dupes)}")

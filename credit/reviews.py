@@ -307,7 +307,7 @@ class ReviewStore:
             found = self._read(conn, reviews.c.decision_id == decision_id)
         return found[0] if found else None
 
-    def list(
+    def find(
         self, tenant: str | None, status: str | None = None, limit: int = 100
     ) -> list[Review]:
         """Reviews of ``tenant`` (``None``: all), oldest first, optionally in one status."""
@@ -371,6 +371,7 @@ class ReviewStore:
         needs_two = override and review.exposure > four_eyes
         confirmed = review.status == "awaiting_second" and outcome == review.pending_outcome
         now = datetime.now(UTC)
+        values: dict[str, Any]
         if needs_two and not confirmed:
             values = {"status": "awaiting_second", "pending_outcome": outcome}
             effect = "awaiting_second"

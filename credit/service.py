@@ -66,10 +66,12 @@ from credit.offers import RECORD_KINDS, OfferError, OfferSet, compute_bases, mak
 from credit.policy import Policy, PolicyError, policy_for_tenant
 from credit.reasons import MISSING_PREFIX, NOT_SHARED_PREFIX
 from credit.records import RECORD_TYPES
-from credit.reviews import ReviewStore, new_review_id, review_row
+from credit.notices import build_notice
+from credit.reviews import Review, ReviewStore, new_review_id, review_row
 from credit.scoring import ScoringInputError, ScoringModel
 from credit.settings import Settings
 from credit.store import open_store
+from features import catalog
 from features.pipeline import build, compute
 
 NO_MODEL = "no model loaded: train and promote one, then POST /v1/admin/reload"
@@ -1211,6 +1213,148 @@ class CreditService:
 
     # ---- use cases: lineage and replay ---------------------------------------------------
 
+    # ---- use cases: reviews and notices ---------------------------------------------------
+
+    def reviews(
+        self, *, caller: Caller, status: str | None = None, limit: int = 100
+    ) -> list[Review]:
+        """The caller's tenant's reviews (every tenant's, for the operator), oldest first."""
+        tenant = None if is_operator(caller) else caller.tenant
+        return self._reviews().find(tenant, status, limit)
+
+    def review(self, review_id: str, *, caller: Caller) -> dict[str, Any]:
+        """A review with what a reviewer needs: the recorded decision (reasons, rules), its
+        features with the catalog's texts, the offers and a summary of the firm's recent
+        records. The offers and the records are firm data: they are read only under an
+        active consent (else ``records.shared`` is false and the reason is given); the
+        recorded decision is the tenant's own."""
+        tenant = None if is_operator(caller) else caller.tenant
+        rev = self._reviews().get(review_id, tenant)
+        decision = self.recorded_decision(rev.decision_id, caller=caller)
+        features = [
+            _feature_row(name, value, decision.get("reasons") or [])
+            for name, value in (decision.get("features") or {}).items()
+        ]
+        out: dict[str, Any] = {
+            **rev.to_dict(),
+            "decision": {k: v for k, v in decision.items() if k not in ("features",)},
+            "features": features,
+        }
+        try:
+            grant = self.authorize(caller, rev.firm_id)
+        except NotSharedError as exc:
+            out["records"] = {"shared": False, "detail": str(exc)}
+            out["offers"] = None
+            return out
+        now = datetime.now(UTC)
+        try:
+            known = self._known(rev.firm_id, now, now, grant.sources)
+        except UnavailableError as exc:  # the record store: the review can still be decided
+            out["records"] = {"shared": True, "available": False, "detail": str(exc)}
+            out["offers"] = None
+            return out
+        out["records"] = {"shared": True, "available": True, **records_summary(known, now)}
+        frames = as_frames(
+            self._known(
+                rev.firm_id,
+                to_utc(decision["as_of"]),
+                to_utc(decision.get("knowledge_at") or decision["scored_at"]),
+                grant.sources,
+            )
+        )
+        try:
+            offers = make_offers(
+                decision,
+                compute_bases({k: frames[k] for k in RECORD_KINDS}, to_utc(decision["as_of"])),
+                self.policy(caller),
+            )
+            out["offers"] = offers.model_dump(mode="json")
+        except OfferError as exc:
+            out["offers"] = {"error": str(exc)}
+        return out
+
+    def decide_review(
+        self,
+        review_id: str,
+        *,
+        caller: Caller,
+        holder: str | None,
+        outcome: str,
+        reason_codes: Sequence[str],
+        note: str,
+        channel: str = "http",
+    ) -> Review:
+        """A reviewer's decision, recorded before it is returned (four eyes on overrides
+        above the policy's amount: :mod:`credit.reviews`)."""
+        if not holder:
+            raise InvalidInputError(
+                "a review decision must name the person making it: use a reviewer key with "
+                "a holder (credit keys create --role reviewer --holder NAME)"
+            )
+        tenant = None if is_operator(caller) else caller.tenant
+        return self._reviews().decide(
+            review_id,
+            tenant,
+            holder=holder,
+            key_id=caller.key_id,
+            channel=channel,
+            outcome=outcome,
+            reason_codes=reason_codes,
+            note=note,
+        )
+
+    def _final_review(self, decision: Mapping[str, Any]) -> Review | None:
+        review_id = (decision.get("review") or {}).get("review_id")
+        return self._reviews().by_decision(decision["decision_id"]) if review_id else None
+
+    def notice(self, decision_id: str, *, caller: Caller) -> dict[str, Any]:
+        """The adverse-action notice of a declined decision of the caller's tenant (any,
+        for the operator): declined by the policy, or by a reviewer. Any other decision has
+        none (:class:`NoticeNotOwedError`)."""
+        decision = self.recorded_decision(decision_id, caller=caller)
+        return self._notice(decision)
+
+    def _notice(self, decision: Mapping[str, Any]) -> dict[str, Any]:
+        outcome = decision.get("outcome")
+        if outcome is None:
+            raise NoticeNotOwedError(
+                f"decision {decision['decision_id']} was made before decisioning (no outcome)"
+            )
+        review = self._final_review(decision)
+        if outcome == "referred":
+            if review is None or review.status != "closed":
+                raise NoticeNotOwedError(
+                    f"decision {decision['decision_id']} is under review; a notice is owed "
+                    "only once it is declined"
+                )
+            outcome = review.outcome
+        if outcome != "declined":
+            raise NoticeNotOwedError(
+                f"decision {decision['decision_id']} was {outcome}, not declined; an "
+                "adverse-action notice is owed only for a declined application"
+            )
+        tenant = str(decision.get("tenant") or "")
+        try:
+            policy = self.policies(tenant)
+        except PolicyError as exc:
+            raise UnavailableError(f"the lending policy of {tenant} is invalid: {exc}") from exc
+        return build_notice(decision, policy, review)
+
+    def seller_notices(self, firm_id: str, token: str | None) -> list[dict[str, Any]]:
+        """The notices of every declined decision about the seller's firm, for the seller's
+        own page (the signed link is the seller's authority over its own data)."""
+        self.open_seller_link(firm_id, token)
+        if self.audit is None:
+            return []
+        out = []
+        for decision_id in self.audit.decisions_of(firm_id, ("declined", "referred")):
+            decision = self.recorded_decision(decision_id, caller=Party(operator=True))
+            try:
+                out.append(self._notice(decision))
+            except NoticeNotOwedError:
+                continue
+        return out
+
     def recorded_decision(self, decision_id: str, *, caller: Caller) -> dict[str, Any]:
         """A recorded decision of the caller's tenant (any, for the operator), with its
         lineage: the consent it was made under and the ingestions whose records fed it."""
@@ -1329,6 +1473,60 @@ class CreditService:
             "ingestions": known.ingestions,
             "feature_differences": diffs,
         }
+
+
+class NoticeNotOwedError(UseCaseError):
+    """The decision is not (or not yet) declined: no adverse-action notice is owed."""
+
+    status = 409
+
+
+def _feature_row(name: str, value: Any, reasons: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """A feature as a reviewer reads it: value, the catalog's description, and its reason
+    text and contribution when it is one of the decision's reasons."""
+    try:
+        f = catalog.get(name)
+        described: dict[str, Any] = {
+            "description": f.description,
+            "family": f.family,
+            "unit": f.unit,
+            "risk_direction": f.risk_direction,
+        }
+    except KeyError:
+        described = {"description": name}
+    reason = next((r for r in reasons if r.get("feature") == name), None)
+    return {
+        "feature": name,
+        "value": value,
+        **described,
+        "reason": None if reason is None else reason.get("text"),
+        "contribution": None if reason is None else reason.get("contribution"),
+    }
+
+
+def records_summary(known: KnownRecords, now: datetime) -> dict[str, Any]:
+    """Per record type: how many records, how many in the last 90 and 365 days, the latest
+    event date, and the providers they came from."""
+    out: dict[str, Any] = {"providers": list(known.providers), "types": {}}
+    for kind, rows in known.records.items():
+        spec = RECORD_TYPES.get(kind)
+        col = spec.event_time if spec is not None else None
+        times = []
+        for r in rows:
+            v = r.get(col) if col else None
+            if v is not None:
+                try:
+                    times.append(to_utc(v if not isinstance(v, pd.Timestamp) else v.to_pydatetime()))
+                except (TypeError, ValueError):
+                    continue
+        ages = [(now - t).days for t in times]
+        out["types"][kind] = {
+            "records": len(rows),
+            "last_90d": sum(1 for a in ages if a <= 90),
+            "last_365d": sum(1 for a in ages if a <= 365),
+            "latest": max(times).date().isoformat() if times else None,
+        }
+    return out
 
 
 def _batch_features(known: KnownRecords, firm_id: str, as_of: datetime) -> dict[str, float]:

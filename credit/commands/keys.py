@@ -20,14 +20,19 @@ def _engine():
 @app.command("create")
 def create(
     tenant: str = typer.Option(..., "--tenant", help="Lender or platform the key belongs to."),
-    role: str = typer.Option(..., "--role", help="lender, platform or admin."),
+    role: str = typer.Option(
+        ..., "--role", help="lender, platform, admin or reviewer (a person deciding reviews)."
+    ),
     note: str | None = typer.Option(None, "--note", help="Free text shown by `keys list`."),
+    holder: str | None = typer.Option(
+        None, "--holder", help="The person the key belongs to (required for a reviewer)."
+    ),
 ) -> None:
     """Create a key and print it once: it cannot be shown again."""
     from credit.keys import create_key
 
     try:
-        key, plaintext = create_key(_engine(), tenant, role, note)
+        key, plaintext = create_key(_engine(), tenant, role, note, holder)
     except ValueError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
@@ -59,6 +64,7 @@ def list_cmd(
                         "created_at": k.created_at.isoformat(),
                         "revoked_at": k.revoked_at.isoformat() if k.revoked_at else None,
                         "note": k.note,
+                        "holder": k.holder,
                     }
                 )
             )
@@ -66,12 +72,13 @@ def list_cmd(
     from rich.console import Console
     from rich.table import Table
 
-    table = Table("key_id", "tenant", "role", "created (UTC)", "status", "note")
+    table = Table("key_id", "tenant", "role", "holder", "created (UTC)", "status", "note")
     for k in keys:
         table.add_row(
             k.key_id,
             k.tenant,
             k.role,
+            k.holder or "",
             k.created_at.strftime("%Y-%m-%d %H:%M"),
             "active" if k.active else f"revoked {k.revoked_at:%Y-%m-%d %H:%M}",
             k.note or "",

@@ -10,7 +10,7 @@ import json
 import math
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -51,7 +51,9 @@ def monitor(
     """Drift since --since against the training baseline of the model that scored it.
 
     PSI of the score and of every feature, grade shift and migration, and (once loans with
-    outcomes are ingested) the default rate by grade against the PDs predicted. Writes an HTML
+    outcomes are ingested) the default rate by grade against the PDs predicted. Also the
+    decisions' approval, decline and referral rates by segment with the adverse impact ratio
+    (four-fifths rule) and the override rates of the reviews. Writes an HTML
     report; exits 1 when a PSI crosses --psi-alert (the score's or any feature's; only the
     score's with --alert-on score).
     """
@@ -116,6 +118,8 @@ def monitor(
                     str(row["status"]),
                 )
             console.print(o)
+    if rep.decisioning is not None:
+        _print_decisioning(console, rep.decisioning)
     path = out or mon.latest_path().with_name("report.html")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(mon.render_html(rep), encoding="utf-8")
@@ -145,7 +149,82 @@ def monitor(
                 }
                 for r in rep.results
             },
+            "decisioning": rep.decisioning.to_dict() if rep.decisioning is not None else None,
         }
         json_out.write_text(json.dumps(body, indent=1))
     if alerting:
         raise typer.Exit(1)
+
+
+def _pct(v: object) -> str:
+    f = float(v) if isinstance(v, int | float) else math.nan
+    return "-" if not math.isfinite(f) else f"{f:.1%}"
+
+
+def _print_decisioning(console: Any, d: Any) -> None:
+    """The decisions section: outcome rates, by segment with AIR, overrides."""
+    from rich.table import Table
+
+    console.print(
+        f"decisions with an outcome under a policy: {d.judged} of {d.decisions}; "
+        f"firm row on record for {d.firms_known}"
+    )
+    if d.judged:
+        r = Table(title="decision outcomes")
+        for c in ("outcome", "n", "rate"):
+            r.add_column(c, justify="left" if c == "outcome" else "right")
+        for _, row in d.rates.iterrows():
+            r.add_row(str(row["outcome"]), str(row["n"]), _pct(row["rate"]))
+        console.print(r)
+        t = Table(
+            title=f"outcomes by segment (AIR vs the best group of >= {d.min_n}; "
+            "four-fifths rule: AIR < 0.8)"
+        )
+        for c in ("segment", "group", "n", "approved", "declined", "referred", "AIR", "status"):
+            t.add_column(c, justify="left" if c in ("segment", "group", "status") else "right")
+        for _, row in d.segments.iterrows():
+            air = float(row["air"])
+            st = str(row["status"])
+            t.add_row(
+                str(row["segment"]),
+                str(row["group"]),
+                str(row["n"]),
+                _pct(row["approval_rate"]),
+                _pct(row["decline_rate"]),
+                _pct(row["referral_rate"]),
+                "-" if not math.isfinite(air) else f"{air:.2f}",
+                f"[bold red]{st}[/]" if row["four_fifths_flag"] else st,
+            )
+        console.print(t)
+    if d.reviews:
+        o = d.overrides
+        t = Table(title=f"overrides by direction ({d.reviews} closed reviews)")
+        for c in ("direction", "reviews", "share"):
+            t.add_column(c, justify="left" if c == "direction" else "right")
+        for _, row in o["by_direction"].iterrows():
+            t.add_row(str(row["direction"]), str(row["reviews"]), _pct(row["share"]))
+        console.print(t)
+        for key, label in (("by_reviewer", "reviewer"), ("by_grade", "grade")):
+            t = Table(title=f"override rate by {label}")
+            for c in (label, "reviews", "overrides", "rate"):
+                t.add_column(c, justify="left" if c == label else "right")
+            for _, row in o[key].iterrows():
+                t.add_row(
+                    str(row[label]),
+                    str(row["reviews"]),
+                    str(row["overrides"]),
+                    _pct(row["override_rate"]),
+                )
+            console.print(t)
+        t = Table(title="loan performance (outcome known once the loan's window closed)")
+        for c in ("group", "n", "known", "defaults", "default rate"):
+            t.add_column(c, justify="left" if c == "group" else "right")
+        for _, row in o["performance"].iterrows():
+            t.add_row(
+                str(row["group"]),
+                str(row["n"]),
+                str(row["known"]),
+                str(row["defaults"]),
+                _pct(row["default_rate"]),
+            )
+        console.print(t)

@@ -72,11 +72,17 @@ def upgrade() -> None:
     op.create_index("ix_review_actions_review", "review_actions", ["review_id", "at"])
     with op.batch_alter_table("api_keys") as batch:
         batch.add_column(sa.Column("holder", sa.String(80), nullable=True))
+        batch.drop_constraint("ck_api_keys_role", type_="check")
+        batch.create_check_constraint(
+            "ck_api_keys_role", "role IN ('lender', 'platform', 'admin', 'reviewer')"
+        )
 
 
 def downgrade() -> None:
     with op.batch_alter_table("api_keys") as batch:
         batch.drop_column("holder")
+        batch.drop_constraint("ck_api_keys_role", type_="check")
+        batch.create_check_constraint("ck_api_keys_role", "role IN ('lender', 'platform', 'admin')")
     op.drop_index("ix_review_actions_review", table_name="review_actions")
     op.drop_table("review_actions")
     op.drop_index("ix_reviews_tenant_status", table_name="reviews")
