@@ -81,6 +81,9 @@ app.add_typer(_decisions.app, name="decisions")
 from credit.commands import records as _records  # noqa: E402
 
 app.add_typer(_records.app, name="records")
+from credit.commands import reviews as _reviews  # noqa: E402
+
+app.add_typer(_reviews.app, name="reviews")
 
 from credit.commands import train as _train  # noqa: E402
 

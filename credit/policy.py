@@ -188,8 +188,7 @@ def _known_conditions(names: list[str]) -> list[str]:
     for n in names:
         if n not in known:
             raise ValueError(
-                f"unknown condition {n!r}; the catalog's conditions are "
-                f"{', '.join(sorted(known))}"
+                f"unknown condition {n!r}; the catalog's conditions are {', '.join(sorted(known))}"
             )
     return names
 

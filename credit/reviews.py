@@ -220,8 +220,7 @@ def check_action(
     codes = reason_list(outcome)
     if not reason_codes:
         raise InvalidInputError(
-            f"give at least one reason code for {outcome}: {', '.join(codes)} "
-            "(docs/decisioning.md)"
+            f"give at least one reason code for {outcome}: {', '.join(codes)} (docs/decisioning.md)"
         )
     if len(reason_codes) > 4:
         raise InvalidInputError("give at most four reason codes")
@@ -307,14 +306,10 @@ class ReviewStore:
             found = self._read(conn, reviews.c.decision_id == decision_id)
         return found[0] if found else None
 
-    def find(
-        self, tenant: str | None, status: str | None = None, limit: int = 100
-    ) -> list[Review]:
+    def find(self, tenant: str | None, status: str | None = None, limit: int = 100) -> list[Review]:
         """Reviews of ``tenant`` (``None``: all), oldest first, optionally in one status."""
         if status is not None and status not in STATUSES:
-            raise InvalidInputError(
-                f"status must be one of {', '.join(STATUSES)}; got {status!r}"
-            )
+            raise InvalidInputError(f"status must be one of {', '.join(STATUSES)}; got {status!r}")
         conds = []
         if tenant is not None:
             conds.append(reviews.c.tenant == tenant)

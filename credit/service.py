@@ -62,11 +62,11 @@ from credit.links import (
     sign_seller_link,
     verify_seller_link,
 )
+from credit.notices import build_notice
 from credit.offers import RECORD_KINDS, OfferError, OfferSet, compute_bases, make_offers
 from credit.policy import Policy, PolicyError, policy_for_tenant
 from credit.reasons import MISSING_PREFIX, NOT_SHARED_PREFIX
 from credit.records import RECORD_TYPES
-from credit.notices import build_notice
 from credit.reviews import Review, ReviewStore, new_review_id, review_row
 from credit.scoring import ScoringInputError, ScoringModel
 from credit.settings import Settings
@@ -1266,7 +1266,7 @@ class CreditService:
             offers = make_offers(
                 decision,
                 compute_bases({k: frames[k] for k in RECORD_KINDS}, to_utc(decision["as_of"])),
-                self.policy(caller),
+                self.policy(Party(rev.tenant)),  # the lender's policy, also for the operator
             )
             out["offers"] = offers.model_dump(mode="json")
         except OfferError as exc:
@@ -1371,9 +1371,7 @@ class CreditService:
         if verdict is not None:
             review = self._reviews().by_decision(decision_id) if review_id else None
             found.update(
-                outcome_fields(
-                    verdict, decision_id, review_id, review.status if review else "open"
-                )
+                outcome_fields(verdict, decision_id, review_id, review.status if review else "open")
             )
             if review is not None:
                 found["review"]["outcome"] = review.outcome
@@ -1516,7 +1514,9 @@ def records_summary(known: KnownRecords, now: datetime) -> dict[str, Any]:
             v = r.get(col) if col else None
             if v is not None:
                 try:
-                    times.append(to_utc(v if not isinstance(v, pd.Timestamp) else v.to_pydatetime()))
+                    times.append(
+                        to_utc(v if not isinstance(v, pd.Timestamp) else v.to_pydatetime())
+                    )
                 except (TypeError, ValueError):
                     continue
         ages = [(now - t).days for t in times]

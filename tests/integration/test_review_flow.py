@@ -105,7 +105,9 @@ def test_every_answer_has_an_outcome_and_referred_ones_open_reviews(svc: dict[st
     assert {a["outcome"] for a in answers} == {"approved", "declined", "referred"}
     # an approvable firm asking for more than the limit is referred, the model recommending it
     a = next(x for x in answers if x["outcome"] == "approved")
-    r = c.post("/v1/score", json={"firm_id": a["firm_id"], "amount": 25000}, headers=h(keys["lender"]))
+    r = c.post(
+        "/v1/score", json={"firm_id": a["firm_id"], "amount": 25000}, headers=h(keys["lender"])
+    )
     big = r.json()
     assert big["outcome"] == "referred" and big["recommendation"] == "approved"
     assert [x["rule"] for x in big["rules"]] == ["approve.max_amount"]
@@ -125,6 +127,18 @@ def test_review_detail_has_decision_features_offers_and_records(svc: dict[str, A
     assert d["status"] == "open" and d["exposure"] == 10000  # no amount: the approval limit
     # the review of another tenant is not found
     assert c.get(f"/v1/reviews/{rid}", headers=h(keys["other"])).status_code == 404
+    # once the seller revokes the consent, the review keeps the recorded decision but shows
+    # none of the firm's data
+    from credit.consent import ConsentStore
+
+    store = ConsentStore(svc["engine"])
+    grant_ = store.active(TENANT, d["firm_id"], "credit_assessment")
+    assert grant_ is not None and grant_.consent_id is not None
+    store.revoke(grant_.consent_id, by="seller")
+    after = c.get(f"/v1/reviews/{rid}", headers=h(keys["ana"])).json()
+    assert after["records"]["shared"] is False and after["offers"] is None
+    assert "not shared with you" in after["records"]["detail"]
+    assert after["decision"]["decision_id"] == d["decision"]["decision_id"]
 
 
 def test_four_eyes_on_an_override_above_the_policy_amount(svc: dict[str, Any]) -> None:
@@ -164,7 +178,9 @@ def test_following_the_model_or_a_small_override_needs_one_reviewer(svc: dict[st
     small = [x for x in _score_all(c, keys["lender"], amount=3000) if x["outcome"] == "referred"]
     follow = {"outcome": "declined", "reason_codes": ["AA02"], "note": "Volume too small."}
     r = c.post(
-        f"/v1/reviews/{small[0]['review']['review_id']}/decision", json=follow, headers=h(keys["ana"])
+        f"/v1/reviews/{small[0]['review']['review_id']}/decision",
+        json=follow,
+        headers=h(keys["ana"]),
     )
     assert r.json()["status"] == "closed" and r.json()["override"] is False
     override = {"outcome": "approved", "reason_codes": ["RA03"], "note": "Known customer."}
@@ -179,9 +195,9 @@ def test_following_the_model_or_a_small_override_needs_one_reviewer(svc: dict[st
 
 def test_bad_review_input_is_a_clear_4xx_and_records_nothing(svc: dict[str, Any]) -> None:
     c, keys, engine = svc["c"], svc["keys"], svc["engine"]
-    rid = next(
-        x for x in _score_all(c, keys["lender"]) if x["outcome"] == "referred"
-    )["review"]["review_id"]
+    rid = next(x for x in _score_all(c, keys["lender"]) if x["outcome"] == "referred")["review"][
+        "review_id"
+    ]
     before = _counts(engine)
     ok = {"outcome": "approved", "reason_codes": ["RA01"], "note": "fine"}
     cases = [
@@ -230,3 +246,53 @@ def test_an_outcome_the_policy_does_not_allow_is_refused(tmp_path: Path) -> None
         )
         assert r.status_code == 422 and "not allowed by the policy" in r.json()["detail"]
     engine.dispose()
+
+
+def test_reviews_on_the_command_line_with_four_eyes_across_channels(
+    svc: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``credit reviews list|show|decide`` on the same database: a first approval over the
+    API, the same holder refused on the command line, a second holder closing it there."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from credit.cli import app as cli
+    from credit.settings import get_settings
+
+    c, keys = svc["c"], svc["keys"]
+    a = next(
+        x for x in _score_all(c, keys["lender"], amount=20000) if x["recommendation"] == "declined"
+    )
+    rid = a["review"]["review_id"]
+    monkeypatch.setenv("TRADECREDIT_DATA_DIR", str(tmp_path / "var"))
+    monkeypatch.delenv("TRADECREDIT_DATABASE_URL", raising=False)
+    get_settings.cache_clear()
+    runner = CliRunner()
+    try:
+        out = runner.invoke(cli, ["reviews", "list", "--status", "open", "--json"])
+        assert out.exit_code == 0, out.output
+        assert rid in {r["review_id"] for r in json.loads(out.output)}
+        out = runner.invoke(cli, ["reviews", "show", rid])
+        assert out.exit_code == 0, out.output
+        assert f"review {rid}  (open)" in out.output and "approve.grade_at_least" in out.output
+        body = {"outcome": "approved", "reason_codes": ["RA02"], "note": "Guarantee provided."}
+        r = c.post(f"/v1/reviews/{rid}/decision", json=body, headers=h(keys["ana"]))
+        assert r.json()["status"] == "awaiting_second"
+        args = ["reviews", "decide", rid, "--outcome", "approved", "--reason", "RA02",
+                "--note", "Seen the guarantee."]  # fmt: skip
+        same = runner.invoke(cli, [*args, "--reviewer", "Ana Reviewer"])
+        assert same.exit_code == 1 and "second reviewer" in same.output
+        bad = runner.invoke(cli, [*args[:-2], "--note", "x", "--reason", "AA01",
+                                  "--reviewer", "Ben Second"])  # fmt: skip
+        assert bad.exit_code == 1 and "AA01" in bad.output
+        ok = runner.invoke(cli, [*args, "--reviewer", "Ben Second"])
+        assert ok.exit_code == 0, ok.output
+        assert f"review {rid} closed: approved" in ok.output
+    finally:
+        get_settings.cache_clear()
+    listed = c.get(f"/v1/reviews/{rid}", headers=h(keys["ana"])).json()
+    assert [(x["holder"], x["channel"]) for x in listed["actions"]] == [
+        ("Ana Reviewer", "http"),
+        ("Ben Second", "cli"),
+    ]

@@ -57,6 +57,11 @@ ROUTES: dict[tuple[str, str], str] = {
     ("POST", "/v1/records"): "provider",
     ("POST", "/v1/firms/{firm_id}/consents"): "provider",
     ("POST", "/v1/firms/{firm_id}/consent-requests"): "ask",
+    # the tenant's own reviews; the firm's records in a review only under an active consent
+    # (tests/integration/test_review_flow.py)
+    ("GET", "/v1/reviews"): "own",
+    ("GET", "/v1/reviews/{review_id}"): "own",
+    ("POST", "/v1/reviews/{review_id}/decision"): "own",
     ("GET", "/sellers/{firm_id}/consents/{consent_id}"): "token",
     ("POST", "/sellers/{firm_id}/consents/{consent_id}"): "token",
     ("GET", "/sellers/{firm_id}/consents"): "token",
