@@ -37,7 +37,8 @@ def _policy(tmp: Path, **decision: Any) -> Path:
 
 @pytest.fixture
 def svc(tmp_path: Path) -> Iterator[dict[str, Any]]:
-    # approve grades A to C up to 10,000 (the tiny model's firms are C to F); overriding the model above 5,000 needs two reviewers
+    # approve grades A to C up to 10,000 (the tiny model's firms are C to F); overriding the
+    # model above 5,000 needs two reviewers
     policy_dir = _policy(
         tmp_path,
         decline=[{"name": "pd_ceiling", "text": "PD above our ceiling", "pd_at_least": 0.5}],
