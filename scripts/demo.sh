@@ -23,19 +23,19 @@ step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 rm -rf "$data"
 mkdir -p "$data"
 
-step "1/7 Simulate ${firms} cross-border e-commerce firms over 36 months from 2023-01 (seed 7)"
+step "1/8 Simulate ${firms} cross-border e-commerce firms over 36 months from 2023-01 (seed 7)"
 credit simulate --firms "$firms" --start 2023-01 --months 36 --seed 7 --out "$data/world"
 
-step "2/7 Ingest the five record files into the DuckDB record store (every row validated)"
+step "2/8 Ingest the five record files into the DuckDB record store (every row validated)"
 credit ingest "$data/world"
 
-step "3/7 Train the calibrated LightGBM PD model and the scorecard baseline; promote to champion"
+step "3/8 Train the calibrated LightGBM PD model and the scorecard baseline; promote to champion"
 credit train --truth "$data/world/truth.parquet" --promote
 
-step "4/7 Materialize the latest features of every firm into the online store"
+step "4/8 Materialize the latest features of every firm into the online store"
 credit features materialize
 
-step "5/7 Create API keys: two lenders and three platforms (only their hashes are stored)"
+step "5/8 Create API keys: two lenders, three platforms, two reviewers (only their hashes are stored)"
 lender_key=$(credit keys create --tenant demo-lender --role lender --note "make demo")
 echo "lender key (demo-lender): $lender_key"
 DEMO_LENDER_KEY="$lender_key"
@@ -43,10 +43,14 @@ DEMO_OTHER_KEY=$(credit keys create --tenant other-lender --role lender --note "
 DEMO_MARKET_KEY=$(credit keys create --tenant demo-market --role platform --note "make demo")
 DEMO_CUSTOMS_KEY=$(credit keys create --tenant demo-customs --role platform --note "make demo")
 DEMO_PLATFORM_KEY=$(credit keys create --tenant demo-platform --role platform --note "make demo")
-export DEMO_LENDER_KEY DEMO_OTHER_KEY DEMO_MARKET_KEY DEMO_CUSTOMS_KEY DEMO_PLATFORM_KEY
-echo "and keys for other-lender, demo-market, demo-customs (providers) and demo-platform"
+DEMO_ANA_KEY=$(credit keys create --tenant demo-lender --role reviewer --holder "Ana Reviewer" --note "make demo")
+DEMO_BEN_KEY=$(credit keys create --tenant demo-lender --role reviewer --holder "Ben Second" --note "make demo")
+export DEMO_LENDER_KEY DEMO_OTHER_KEY DEMO_MARKET_KEY DEMO_CUSTOMS_KEY DEMO_PLATFORM_KEY \
+  DEMO_ANA_KEY DEMO_BEN_KEY
+echo "and keys for other-lender, demo-market, demo-customs (providers), demo-platform and two"
+echo "reviewers at demo-lender (Ana Reviewer, Ben Second)"
 
-step "6/7 Start the scoring service on $base"
+step "6/8 Start the scoring service on $base"
 echo "(service logs: $data/service.log)"
 credit serve --host 127.0.0.1 --port "$port" >"$data/service.log" 2>&1 &
 server=$!
@@ -61,12 +65,15 @@ for _ in $(seq 1 120); do
 done
 curl -fs "$base/readyz" >/dev/null || { echo "the service did not become ready" >&2; exit 1; }
 
-step "7/7 Three parties: providers push a seller's records, a lender asks, the seller agrees (docs/consent.md)"
+step "7/8 Three parties: providers push a seller's records, a lender asks, the seller agrees (docs/consent.md)"
 DEMO_DECISION_FILE="$data/story_decision" python "$(dirname "$0")/demo_story.py" story "$base"
 
 echo
 echo "-- The operator replays demo-lender's decision: credit decisions replay $(cat "$data/story_decision")"
 credit decisions replay "$(cat "$data/story_decision")" >/dev/null
+
+step "8/8 Approve, decline or refer; the review queue with four eyes; an adverse-action notice (docs/decisioning.md)"
+DEMO_REVIEW_FILE="$data/review_decision" python "$(dirname "$0")/demo_story.py" decisions "$base"
 
 firm=$(python "$(dirname "$0")/demo_firm.py")
 

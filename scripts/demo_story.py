@@ -2,10 +2,14 @@
 
     python scripts/demo_story.py story BASE_URL
     python scripts/demo_story.py consent BASE_URL FIRM TENANT_KEY_VAR...
+    python scripts/demo_story.py decisions BASE_URL
 
 ``story``: two providers push a new seller's records, a lender asks for consent, the seller
 approves on the printed link, the lender scores; a second lender without consent gets 404;
-the seller revokes and the first lender's next score gets 404. ``consent``: the seller of FIRM
+the seller revokes and the first lender's next score gets 404. ``decisions``: applications
+approved, declined or referred under the lender's policy, a review decided by named reviewers
+(four eyes on an override) and an adverse-action notice (DEMO_ANA_KEY, DEMO_BEN_KEY: reviewer
+keys). ``consent``: the seller of FIRM
 approves a request of each tenant whose API key is in the named environment variables (for the
 rest of the demo). The keys come from environment variables (DEMO_MARKET_KEY, DEMO_CUSTOMS_KEY,
 DEMO_LENDER_KEY, DEMO_OTHER_KEY); the seller's clicks are made as the page's form would post
@@ -205,8 +209,123 @@ def consent(base: str, firm: str, key_vars: list[str]) -> None:
         print(f"   the seller of {firm} approved {who}'s request ({cid})")
 
 
+def _grant(base: str, key: str, firm: str) -> None:
+    """The seller of ``firm`` approves the lender's request (the page's form, posted)."""
+    asked = ask(base, key, firm)
+    status, html = call(base, "GET", asked["path"])
+    token = re.search(r'name="token" value="([^"]+)"', html).group(1)  # type: ignore[union-attr]
+    status, html = call(base, "POST", asked["path"].split("?")[0],
+                        form={"token": token, "answer": "approve"})  # fmt: skip
+    assert status == 200, html
+
+
+def _pick() -> dict[str, str]:
+    """The operator's look at the portfolio (every firm's latest features, scored by the
+    champion under the default policy, nothing recorded): a firm the policy declines and two
+    it refers while the model recommends declining."""
+    from credit.commands.common import load_champion, online_store
+    from credit.decisioning import evaluate
+    from credit.decisions import score_frame
+    from credit.policy import default_policy
+
+    model = load_champion()
+    frame = online_store().latest_frame()
+    scored = score_frame(model, frame, reasons=False)
+    policy, grades = default_policy(), model.scale.grades
+    rows = frame.set_index("firm_id").to_dict("index")
+    picked: dict[str, str] = {}
+    for firm, pd_, grade in sorted(
+        zip(scored["firm_id"], scored["pd"], scored["grade"], strict=True), key=lambda t: -t[1]
+    ):
+        v = evaluate(policy, float(pd_), str(grade), rows[firm], 60000.0, grades)
+        if v.outcome == "declined":
+            picked.setdefault("declined", firm)
+        elif v.outcome == "referred" and v.recommendation == "declined":
+            picked.setdefault("review" if "review" not in picked else "four_eyes", firm)
+    return picked
+
+
+def _show(d: dict[str, Any]) -> None:
+    rules = "; ".join(f"[{r['kind']}] {r['rule']}: {r['text']}" for r in d["rules"])
+    print(f"   PD {d['pd']:.4f}, grade {d['grade']} -> outcome {d['outcome']} "
+          f"(the model recommends {d['recommendation']})")  # fmt: skip
+    print(f"   rules: {rules}")
+
+
+def decisions(base: str, out_file: str | None) -> None:
+    """Approve, decline or refer under demo-lender's policy (the shipped default), a review
+    from the queue to its outcome, four eyes on an override, and an adverse-action notice."""
+    lender, ana, ben = (os.environ[v] for v in ("DEMO_LENDER_KEY", "DEMO_ANA_KEY", "DEMO_BEN_KEY"))
+    picked = _pick()
+    say("Three sellers apply to demo-lender for 60,000 USD (each consents on its page first)")
+    found: dict[str, dict[str, Any]] = {}
+    for role, firm in picked.items():
+        _grant(base, lender, firm)
+        status, d = call(base, "POST", "/v1/score", lender, {"firm_id": firm, "amount": 60000})
+        assert status == 200, d
+        found[role] = d
+        print(f"   {firm}: PD {d['pd']:.4f}, grade {d['grade']} -> {d['outcome']}")
+    status, queue = call(base, "GET", "/v1/reviews?status=open", ana)
+    print(f"   GET /v1/reviews?status=open -> {len(queue['reviews'])} open review(s)")
+    d = found.get("review")
+    if d is not None:
+        rid = d["review"]["review_id"]
+        say(f"A referred application: firm {d['firm_id']}, POST /v1/score with amount 60,000")
+        _show(d)
+        status, rev = call(base, "GET", f"/v1/reviews/{rid}", ana)
+        print(f"   GET /v1/reviews/{rid[:12]}...: reasons "
+              + ", ".join(r["feature"] for r in rev["decision"]["reasons"]))  # fmt: skip
+        types = rev["records"].get("types", {})
+        print("   records: " + ", ".join(f"{k} {v['records']}" for k, v in types.items()))
+        from credit.adverse import ADVERSE_REASONS, feature_reason
+
+        code = feature_reason(rev["decision"]["reasons"][0]["feature"]) or "AA13"
+        body = {"outcome": "declined", "reason_codes": [code],
+                "note": f"Checked the records: {ADVERSE_REASONS[code].lower()}."}  # fmt: skip
+        status, done = call(base, "POST", f"/v1/reviews/{rid}/decision", ana, body)
+        print(f"   Ana Reviewer declines ({code}, following the model): status "
+              f"{done['status']}, outcome {done['outcome']}")  # fmt: skip
+        status, notice = call(base, "GET", f"/v1/decisions/{d['decision_id']}/notice", lender)
+        say(f"The adverse-action notice (GET /v1/decisions/{d['decision_id']}/notice)")
+        if status == 200:
+            print(f"   {notice['lender']['name']}, {notice['date'][:10]}: {notice['action_taken']}"
+                  f" (decided by {notice['decided_by']})")  # fmt: skip
+            for r in notice["reasons"]:
+                details = f": {'; '.join(r['details'])}" if r["details"] else ""
+                print(f"   {r['code']} {r['text']}{details}")
+            print(f"   printable: {base}/v1/decisions/{d['decision_id']}/notice?format=html")
+        else:
+            print(f"   {status} {notice}")
+        if out_file:
+            with open(out_file, "w") as f:
+                f.write(d["decision_id"])
+    d = found.get("four_eyes")
+    if d is not None:
+        rid = d["review"]["review_id"]
+        say(f"Four eyes: firm {d['firm_id']}, the model recommends declining 60,000")
+        body = {"outcome": "approved", "reason_codes": ["RA02"],
+                "note": "A bank guarantee covers the advance."}  # fmt: skip
+        status, r1 = call(base, "POST", f"/v1/reviews/{rid}/decision", ana, body)
+        print(f"   Ana Reviewer approves (an override above 50,000): status {r1['status']}")
+        status, again = call(base, "POST", f"/v1/reviews/{rid}/decision", ana, body)
+        print(f"   Ana again: {status} {again['detail']}")
+        status, r2 = call(base, "POST", f"/v1/reviews/{rid}/decision", ben, body)
+        print(f"   Ben Second approves: status {r2['status']}, outcome {r2['outcome']}, "
+              f"override {r2['override']}")  # fmt: skip
+    d = found.get("declined")
+    if d is not None:
+        say(f"An automatic decline: firm {d['firm_id']}")
+        _show(d)
+        status, notice = call(base, "GET", f"/v1/decisions/{d['decision_id']}/notice", lender)
+        if status == 200:
+            for r in notice["reasons"]:
+                print(f"   notice reason {r['code']} {r['text']}")
+
+
 if __name__ == "__main__":
     if sys.argv[1] == "story":
         story(sys.argv[2])
+    elif sys.argv[1] == "decisions":
+        decisions(sys.argv[2], os.environ.get("DEMO_REVIEW_FILE"))
     else:
         consent(sys.argv[2], sys.argv[3], sys.argv[4:])

@@ -100,6 +100,9 @@ TENANT_DATA_ENDPOINTS = {
     "GET /v1/consents/{consent_id}",
     "DELETE /v1/consents/{consent_id}",
     "GET /v1/ingestions/{ingestion_id}",
+    "GET /v1/reviews/{review_id}",
+    "POST /v1/reviews/{review_id}/decision",
+    "GET /v1/decisions/{decision_id}/notice",
 }
 
 
@@ -177,6 +180,31 @@ def test_tenant_isolation_on_every_endpoint_that_returns_stored_data(
     assert got.status_code == 200 and got.json()["ingestion_id"] == ingestion_id
     got = c.get(f"/v1/ingestions/{ingestion_id}", headers=h(keys["b_platform"]))
     assert got.status_code == 404 and "F000" not in got.text
+    # a review (a referred decision: more than the policy approves on its own) is read and
+    # decided only by the lender's own reviewers
+    engine = app.state.service.engine
+    rev_a = create_key(engine, "bank-a", "reviewer", holder="Ana A")[1]
+    rev_b = create_key(engine, "bank-b", "reviewer", holder="Bo B")[1]
+    r = c.post("/v1/score", json={"firm_id": "F0003", "amount": 1e9}, headers=h(keys["a_lender"]))
+    assert r.json()["outcome"] == "referred", r.text
+    review_id = r.json()["review"]["review_id"]
+    assert c.get(f"/v1/reviews/{review_id}", headers=h(rev_a)).status_code == 200
+    body = {"outcome": "declined", "reason_codes": ["AA12"], "note": "too much"}
+    for other in (rev_b, keys["b_lender"]):
+        got = c.get(f"/v1/reviews/{review_id}", headers=h(other))
+        assert got.status_code == 404 and "F000" not in got.text
+    got = c.post(f"/v1/reviews/{review_id}/decision", json=body, headers=h(rev_b))
+    assert got.status_code == 404 and "F000" not in got.text
+    theirs = c.get("/v1/reviews", headers=h(rev_b)).json()["reviews"]
+    assert review_id not in {x["review_id"] for x in theirs}
+    got = c.post(f"/v1/reviews/{review_id}/decision", json=body, headers=h(rev_a))
+    assert got.status_code == 200 and got.json()["outcome"] == "declined"
+    # its adverse-action notice, for the lender that declined only
+    notice = f"/v1/decisions/{r.json()['decision_id']}/notice"
+    assert c.get(notice, headers=h(keys["a_lender"])).status_code == 200
+    for other in ("b_lender", "b_platform"):
+        got = c.get(notice, headers=h(keys[other]))
+        assert got.status_code == 404 and "F000" not in got.text
 
 
 def test_logs_never_contain_keys_tokens_or_posted_records(
