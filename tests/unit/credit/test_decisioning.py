@@ -66,9 +66,11 @@ def test_grades_follow_the_models_scale_order() -> None:
         ({"decline": [{"name": "x", "text": "t", "when": ["nope"]}]}, "decision.decline.0.when"),
         ({"decline": [{"name": "x", "text": "t", "when": ["nope"]}]}, "unknown condition 'nope'"),
         ({"decline": [{"name": "x", "text": "t"}]}, "rule x has no condition"),
-        ({"decline": [{"name": "x", "text": "t", "pd_at_least": 0.2, "reasons": ["ZZ"]}]},
-         "unknown adverse reason 'ZZ'"),  # fmt: skip
-        ({"approve": {"grade_at_least": "c+?", "max_amount": 5}}, "decision.approve.grade_at_least"),
+        (
+            {"decline": [{"name": "x", "text": "t", "pd_at_least": 0.2, "reasons": ["ZZ"]}]},
+            "unknown adverse reason 'ZZ'",
+        ),  # fmt: skip
+        ({"approve": {"grade_at_least": "c?", "max_amount": 5}}, "approve.grade_at_least"),
         ({"approve": {"grade_at_least": "C", "max_amount": -5}}, "decision.approve.max_amount"),
         ({"review": {"outcomes": ["maybe"]}}, "decision.review.outcomes.0"),
         (
