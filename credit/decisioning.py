@@ -184,3 +184,22 @@ def evaluate(
         return Verdict("approved", "approved", [grade_rule, amount_rule], amount, limit, ident)
     failed = [r for r in (grade_rule, amount_rule) if r["kind"] == "refer"]
     return Verdict("referred", recommendation, referred + failed, amount, limit, ident)
+
+
+def judge_frame(policy: Policy, grades: Sequence[str], features: Any, scored: Any) -> Any:
+    """``outcome``, ``recommendation`` and ``rules`` (the names of the rules that fired,
+    ``;``-separated) per row of a batch score table (``credit score --batch``): ``scored``
+    holds ``pd`` and ``grade``, ``features`` the feature table it was scored from (same rows,
+    same order; an ``amount`` column, when present, is the amount applied for)."""
+    import pandas as pd
+
+    rows = features.to_dict("records")
+    amounts = features["amount"].tolist() if "amount" in features.columns else [None] * len(rows)
+    out = []
+    for row, pd_, grade, amount in zip(
+        rows, scored["pd"].tolist(), scored["grade"].tolist(), amounts, strict=True
+    ):
+        a = None if amount is None or amount != amount else float(amount)
+        v = evaluate(policy, float(pd_), str(grade), row, a, grades)
+        out.append((v.outcome, v.recommendation, ";".join(r["rule"] for r in v.rules)))
+    return pd.DataFrame(out, columns=["outcome", "recommendation", "rules"], index=scored.index)

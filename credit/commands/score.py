@@ -38,6 +38,11 @@ def score(
         "the whole online store.",
     ),
     out: Path | None = typer.Option(None, "--out", help="With --batch: output .parquet or .csv."),
+    policy: Path | None = typer.Option(
+        None,
+        "--policy",
+        help="With --batch: the policy whose rules give each row's outcome (default: shipped).",
+    ),
     explain: str = typer.Option("top", "--explain", help="top, full or none (--firm)."),
     no_reasons: bool = typer.Option(False, "--no-reasons", help="With --batch: skip SHAP."),
     engine: str = typer.Option(
@@ -97,15 +102,25 @@ def score(
             )
         except ScoringInputError as exc:
             raise common.fail(str(exc)) from exc
+    from credit.decisioning import judge_frame
+    from credit.policy import PolicyError, default_policy, load_policy
+
+    try:
+        rules = load_policy(policy) if policy is not None else default_policy()
+        result = result.join(judge_frame(rules, model.scale.grades, frame, result))
+    except PolicyError as exc:
+        raise common.fail(str(exc)) from exc
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix.lower() == ".csv":
         result.to_csv(out, index=False)
     else:
         result.to_parquet(out, index=False)
     grades = result["grade"].value_counts().sort_index().to_dict() if len(result) else {}
+    outcomes = result["outcome"].value_counts().to_dict() if len(result) else {}
     typer.echo(
         f"scored {len(result)} firms with model version {model.version} -> {out} "
-        f"(grades: {', '.join(f'{g} {n}' for g, n in grades.items())})"
+        f"(grades: {', '.join(f'{g} {n}' for g, n in grades.items())}; under policy "
+        f"{rules.name}: {', '.join(f'{o} {n}' for o, n in outcomes.items())})"
     )
 
 
