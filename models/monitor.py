@@ -7,6 +7,11 @@ and of each feature, the grade distribution shift and, when outcomes are known, 
 by grade against the PDs predicted. :func:`monitor` reads the decisions audit log
 (:meth:`credit.audit.AuditLog.since`) and does this per model version. PSI and its reading
 (``ok``/``warn``/``alert``) are described in ``models/baseline.py``.
+
+Besides drift, :func:`monitor` reports the decisions themselves (:class:`DecisionSection`):
+approval, decline and referral rates by segment with the adverse impact ratio and the
+four-fifths rule, and the override rates of the reviews that closed referred decisions, with how
+overridden loans performed once their outcome is known (:mod:`models.outcomes`).
 """
 
 from __future__ import annotations
@@ -25,13 +30,16 @@ import duckdb
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.exc import SQLAlchemyError
 
 from credit.audit import MONITORING_COLUMNS, AuditLog
+from credit.audit import decisions as decisions_table
 from credit.db import get_engine
 from credit.scoring import MODEL_NAME, ScoringModel
 from credit.settings import get_settings
 from features.pipeline import store_horizon
-from models import htmlkit, tracking
+from models import htmlkit, outcomes, tracking
 from models.baseline import BASELINE_ARTIFACT, PSI_ALERT, PSI_WARN, Bins, status
 from models.params import load_params
 
@@ -333,12 +341,168 @@ def load_baseline(version: str, tracking_uri: str | None = None) -> dict[str, An
     return out
 
 
+# ---------------------------------------------------------------------------------------------
+# the decisions themselves: outcomes by segment, overrides
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class DecisionSection:
+    """Outcomes of the decisions since the date by segment, and the overrides of their reviews.
+
+    ``judged``: decisions recorded with an outcome under a policy (those made before
+    decisioning have none and are left out of the rates); ``firms_known``: judged decisions
+    whose firm row was found in the record store (the others' business model and region are
+    ``unknown``).
+    """
+
+    decisions: int
+    judged: int
+    firms_known: int
+    reviews: int
+    rates: pd.DataFrame  # outcome, n, rate
+    segments: pd.DataFrame  # models.outcomes.outcome_table
+    overrides: dict[str, pd.DataFrame]  # models.outcomes.override_table
+    min_n: int = outcomes.MIN_GROUP_N
+
+    @property
+    def flagged(self) -> list[str]:
+        """``segment=group`` of each group below four-fifths of the best group's approvals."""
+        return outcomes.flagged(self.segments)
+
+    def to_dict(self) -> dict[str, Any]:
+        def records(df: pd.DataFrame) -> list[dict[str, Any]]:
+            out: list[dict[str, Any]] = json.loads(df.to_json(orient="records"))
+            return out
+
+        return {
+            "decisions": self.decisions,
+            "judged": self.judged,
+            "firms_known": self.firms_known,
+            "reviews": self.reviews,
+            "min_group_n": self.min_n,
+            "four_fifths_flagged": self.flagged,
+            "rates": records(self.rates),
+            "segments": records(self.segments),
+            "overrides": {k: records(v) for k, v in self.overrides.items()},
+        }
+
+
+_VERDICT_COLUMNS = ("decision_id", "outcome", "recommendation", "amount", "review_id")
+
+
+def load_verdicts(since: datetime, engine: Any = None) -> pd.DataFrame:
+    """The policy outcome of each decision recorded at or after ``since`` (NULL before
+    decisioning)."""
+    engine = engine or get_engine()
+    since = since if since.tzinfo else since.replace(tzinfo=UTC)
+    t = decisions_table
+    q = sa.select(*[t.c[c] for c in _VERDICT_COLUMNS]).where(t.c.scored_at >= since)
+    with engine.connect() as conn:
+        rows = [dict(r) for r in conn.execute(q).mappings().all()]
+    return pd.DataFrame(rows, columns=list(_VERDICT_COLUMNS))
+
+
+def load_firms(store: str | Path, firm_ids: Sequence[str]) -> pd.DataFrame:
+    """``firm_id``, ``business_model``, ``home_region`` of the firms on record (empty without
+    a record store or a ``firms`` table)."""
+    cols = ["firm_id", "business_model", "home_region"]
+    if not firm_ids or not Path(store).exists():
+        return pd.DataFrame(columns=cols)
+    con = duckdb.connect(str(store), read_only=True)
+    try:
+        tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables")
+                  .fetchall()}  # fmt: skip
+        if "firms" not in tables:
+            return pd.DataFrame(columns=cols)
+        have = {r[0] for r in con.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = 'firms'"
+        ).fetchall()}  # fmt: skip
+        sel = ", ".join(c if c in have else f"NULL AS {c}" for c in cols)
+        return con.execute(
+            f"SELECT {sel} FROM firms WHERE firm_id IN (SELECT unnest(?))",
+            [sorted(set(map(str, firm_ids)))],
+        ).df()
+    finally:
+        con.close()
+
+
+def load_reviews(engine: Any = None, decision_ids: Sequence[str] | None = None) -> pd.DataFrame:
+    """Closed reviews (:func:`models.outcomes.reviews_frame`), only those of ``decision_ids``
+    when given; empty when the database has no reviews table yet."""
+    from credit.reviews import ReviewStore
+
+    try:
+        closed = ReviewStore(engine or get_engine()).all_closed()
+    except SQLAlchemyError:
+        closed = []
+    rv = outcomes.reviews_frame(closed)
+    if decision_ids is not None:
+        rv = rv[rv["decision_id"].isin(set(decision_ids))]
+    return rv.reset_index(drop=True)
+
+
+def decision_section(
+    frame: pd.DataFrame,
+    verdicts: pd.DataFrame,
+    firms: pd.DataFrame | None = None,
+    reviews: pd.DataFrame | None = None,
+    grades: Sequence[str] | None = None,
+    min_n: int = outcomes.MIN_GROUP_N,
+) -> DecisionSection:
+    """The decision section from what :func:`monitor` loaded.
+
+    Parameters
+    ----------
+    frame : decisions (``decision_id``, ``firm_id``, ``features`` as recorded and optionally
+        ``defaulted``: 1/0/NaN, the outcome of the loan that followed).
+    verdicts : :func:`load_verdicts` (``decision_id``, ``outcome``, ``recommendation``).
+    firms : :func:`load_firms`; segments of firms not in it are ``unknown``.
+    reviews : :func:`load_reviews`.
+    grades : the model's grades, best first (orders the override table by grade).
+    """
+    keys = ("firm_age_days", "us_export_share_365d", "eu_export_share_365d")
+    feats = pd.DataFrame(
+        {
+            k: [f.get(k) if isinstance(f, Mapping) else None for f in frame["features"]]
+            for k in keys
+        },
+        index=frame.index,
+    )
+    df = pd.concat([frame[["decision_id", "firm_id"]], feats], axis=1)
+    if "defaulted" in frame.columns:
+        df["defaulted"] = pd.to_numeric(frame["defaulted"], errors="coerce")
+    v = verdicts.drop_duplicates("decision_id").set_index("decision_id")["outcome"]
+    df["outcome"] = df["decision_id"].map(v)
+    known_firms = 0
+    if firms is not None and len(firms):
+        f = firms.drop_duplicates("firm_id").set_index("firm_id")
+        ids = df["firm_id"].astype(str)
+        df["business_model"] = ids.map(f["business_model"])
+        df["home_region"] = ids.map(f["home_region"])
+        known_firms = int((ids.isin(f.index) & df["outcome"].isin(outcomes.OUTCOMES)).sum())
+    seg = pd.concat([outcomes.segments(df), df[["decision_id", "outcome"]]], axis=1)
+    judged = int(df["outcome"].isin(outcomes.OUTCOMES).sum())
+    rv = reviews if reviews is not None else outcomes.reviews_frame([])
+    return DecisionSection(
+        decisions=len(df),
+        judged=judged,
+        firms_known=known_firms,
+        reviews=len(rv),
+        rates=outcomes.outcome_rates(seg),
+        segments=outcomes.outcome_table(seg, min_n=min_n),
+        overrides=outcomes.override_table(rv, df, grades=grades),
+        min_n=min_n,
+    )
+
+
 @dataclass
 class MonitorReport:
     since: datetime
     decisions: int
     results: list[DriftResult] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)  # version -> why
+    decisioning: DecisionSection | None = None
 
     @property
     def alert(self) -> bool:
@@ -385,6 +549,7 @@ def monitor(
         outcome_window_months = int(load_params()["split"].get("outcome_window_months", 12))
     frame["outcome"] = attach_outcomes(frame, store, outcome_days, outcome_window_months)
     cache = Path(tempfile.mkdtemp(prefix="monitor-"))
+    grades: Sequence[str] | None = None
     for version, part in frame.groupby("model_version", sort=True):
         v = str(version)
         if not v.isdigit():
@@ -398,6 +563,7 @@ def monitor(
         except (FileNotFoundError, RuntimeError, ValueError) as exc:
             rep.skipped[v] = str(exc)
             continue
+        grades = grades or model.scale.grades
         feats = pd.DataFrame(list(part["features"]))
         X = model.encode(feats)
         rep.results.append(
@@ -415,6 +581,14 @@ def monitor(
                 alert=alert,
             )
         )
+    ids = frame["decision_id"].astype(str).tolist()
+    rep.decisioning = decision_section(
+        frame.assign(defaulted=frame["outcome"]),
+        load_verdicts(since, engine),
+        load_firms(store, frame["firm_id"].astype(str).tolist()),
+        load_reviews(engine, ids),
+        grades=grades,
+    )
     return rep
 
 
@@ -516,5 +690,35 @@ def render_html(rep: MonitorReport) -> str:
             "outcome in the record store).</p>"
         )
         parts.append("</section>")
+    if rep.decisioning is not None:
+        parts.append(decision_html(rep.decisioning))
     parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def decision_html(d: DecisionSection) -> str:
+    """The decisions section of the monitoring page."""
+    parts = [
+        "<section id='decisioning'>",
+        "<h2>Decisions: outcomes by segment and overrides</h2>",
+        f"<p>{d.judged} of {d.decisions} decisions carry an outcome under a policy (older ones "
+        f"were made before decisioning); the firm's own row was found in the record store for "
+        f"{d.firms_known} of them (the others' business model and region are unknown).</p>",
+        "<h3>Outcome rates</h3>" + htmlkit.table(d.rates),
+        "<h3>Outcome rates by segment, adverse impact ratio</h3>",
+        "<p>AIR: the group's approval rate over the best group's (groups of at least "
+        f"{d.min_n} decisions, unknown excluded). The four-fifths rule flags an AIR below 0.8; "
+        f"groups under {d.min_n} decisions are marked small, and the unknown group, not judged. "
+        "Flagged: "
+        f"<span class='{'alert' if d.flagged else ''}'>"
+        f"{html.escape(', '.join(d.flagged) or 'none')}</span>.</p>",
+        htmlkit.table(d.segments),
+        f"<h3>Overrides ({d.reviews} closed reviews)</h3>",
+        "<h4>By direction</h4>" + htmlkit.table(d.overrides["by_direction"]),
+        "<h4>By reviewer (who closed the review)</h4>" + htmlkit.table(d.overrides["by_reviewer"]),
+        "<h4>By grade</h4>" + htmlkit.table(d.overrides["by_grade"]),
+        "<h4>How the loans performed (outcome known once the loan's window closed)</h4>",
+        htmlkit.table(d.overrides["performance"]),
+        "</section>",
+    ]
     return "\n".join(parts)

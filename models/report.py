@@ -7,7 +7,8 @@ training wrote it. Images are inlined as base64 PNG; the file references nothing
 
 Sections: data summary, out-of-time metrics, calibration by grade, metrics by segment and month,
 top features with their catalog descriptions, SHAP summary, comparison with the scorecard and
-with the champion, known limitations.
+with the champion, decisions under the default policy (outcome rates by segment, adverse impact
+ratio, four-fifths rule: :mod:`models.outcomes`), known limitations.
 """
 
 from __future__ import annotations
@@ -27,9 +28,10 @@ import numpy as np
 import pandas as pd
 from markupsafe import Markup
 
+from credit.policy import Policy, PolicyError, default_policy
 from credit.scoring import MODEL_NAME, ScoringModel
 from features.catalog import get as catalog_feature
-from models import htmlkit, tracking
+from models import htmlkit, outcomes, tracking
 from models.baseline import BASELINE_ARTIFACT
 from models.evaluate import compare_auc, describe_auc_difference
 from models.evaluate import metrics as compute_metrics
@@ -41,6 +43,11 @@ log = logging.getLogger(__name__)
 REPORT_ARTIFACT = "report.html"
 SUMMARY_ARTIFACT = "report/data_summary.json"
 PREDICTIONS_ARTIFACT = "evaluation/predictions.parquet"
+#: Per evaluation row (same order as ``evaluation/oot.parquet``): the loan's amount and its
+#: firm's business model and region, read from the record store at training time.
+ATTRIBUTES_ARTIFACT = "evaluation/oot_attributes.parquet"
+#: The decisions-by-segment table of the report, logged beside it.
+DECISIONS_ARTIFACT = "report/decisions_by_segment.csv"
 TEMPLATE = Path(__file__).with_name("templates") / "report.html"
 
 #: Section ids, in order (tests check each is present).
@@ -52,6 +59,7 @@ SECTIONS = (
     ("features", "Top features"),
     ("shap", "SHAP summary"),
     ("comparison", "Comparison with the scorecard and the champion"),
+    ("decisions", "Decisions under the default policy"),
     ("limitations", "Known limitations"),
 )
 
@@ -80,10 +88,46 @@ def log_run_extras(report: TrainReport) -> None:
         pred["scorecard_pd"] = report.eval_scorecard_pd
     if report.eval_times is not None:
         pred["time"] = pd.to_datetime(report.eval_times).to_numpy()
+    attrs = evaluation_attributes(report)
     with tempfile.TemporaryDirectory() as tmp:
         p = Path(tmp) / "predictions.parquet"
         pred.to_parquet(p, index=False)
         mlflow.log_artifact(str(p), "evaluation")
+        if attrs is not None:
+            a = Path(tmp) / Path(ATTRIBUTES_ARTIFACT).name
+            attrs.to_parquet(a, index=False)
+            mlflow.log_artifact(str(a), "evaluation")
+
+
+def evaluation_attributes(report: TrainReport) -> pd.DataFrame | None:
+    """``loan_id``, ``amount_usd``, ``business_model``, ``home_region`` of each evaluation row,
+    in evaluation order, when the training set came from a record store (its ``loans`` and
+    ``firms`` tables); ``None`` otherwise (a table of one's own carries no firm rows)."""
+    src = str(report.fingerprint.get("source") or "")
+    ids = report.eval_ids
+    if ids is None or not src.endswith(".duckdb") or not Path(src).is_file():
+        return None
+    import duckdb
+
+    try:
+        con = duckdb.connect(src, read_only=True)
+    except duckdb.Error as exc:
+        log.warning("cannot read the firms of the evaluation set from %s: %s", src, exc)
+        return None
+    try:
+        found = con.execute(
+            "SELECT l.loan_id, l.amount_usd, f.business_model, f.home_region FROM loans l "
+            "LEFT JOIN firms f ON f.firm_id = l.firm_id WHERE l.loan_id IN (SELECT unnest(?))",
+            [sorted(set(ids.astype(str)))],
+        ).df()
+    except duckdb.Error as exc:
+        log.warning("cannot read the firms of the evaluation set from %s: %s", src, exc)
+        return None
+    finally:
+        con.close()
+    found["loan_id"] = found["loan_id"].astype(str)
+    out = found.drop_duplicates("loan_id").set_index("loan_id").reindex(ids.astype(str))
+    return out.reset_index(names="loan_id")
 
 
 def log_report(
@@ -99,11 +143,17 @@ def log_report(
     """
     try:
         uri = tracking.configure(tracking_uri)
-        text = build_report(run_id, version=version, model=model, tracking_uri=uri)
+        decisions: dict[str, PolicyDecisions] = {}
+        text = build_report(
+            run_id, version=version, model=model, tracking_uri=uri, collect=decisions
+        )
         d = Path(tempfile.mkdtemp(prefix="report-"))
         path = d / REPORT_ARTIFACT
         path.write_text(text, encoding="utf-8")
-        tracking.client(uri).log_artifact(run_id, str(path))
+        c = tracking.client(uri)
+        c.log_artifact(run_id, str(path))
+        if "decisions" in decisions:
+            log_decisions(run_id, decisions["decisions"], uri)
         return path
     except Exception as exc:  # the model is already logged; the report is documentation
         log.warning("could not build the model report of run %s: %s", run_id, exc, exc_info=True)
@@ -130,6 +180,7 @@ class RunMaterial:
     predictions: pd.DataFrame | None = None
     summary: dict[str, Any] = field(default_factory=dict)
     images: dict[str, bytes] = field(default_factory=dict)
+    attributes: pd.DataFrame | None = None  # ATTRIBUTES_ARTIFACT
 
 
 def read_run(run_id: str, version: str | None = None, tracking_uri: str | None = None
@@ -165,6 +216,8 @@ def read_run(run_id: str, version: str | None = None, tracking_uri: str | None =
                     mat.evaluation_set = pd.read_parquet(f)
                 elif f.name == "predictions.parquet":
                     mat.predictions = pd.read_parquet(f)
+                elif f.name == Path(ATTRIBUTES_ARTIFACT).name:
+                    mat.attributes = pd.read_parquet(f)
                 elif f.suffix == ".png":
                     mat.images[f.stem] = f.read_bytes()
                 elif f.name == "data_summary.json":
@@ -178,6 +231,7 @@ def build_report(
     model: ScoringModel | None = None,
     tracking_uri: str | None = None,
     champion: ScoringModel | None | str = "registry",
+    collect: dict[str, PolicyDecisions] | None = None,
 ) -> str:
     """The HTML report of a training run.
 
@@ -188,6 +242,7 @@ def build_report(
     model : the trained model, when the caller has it in memory.
     champion : the model to compare with; ``"registry"`` loads the current ``champion``
         (skipped when it is this very version), ``None`` skips the comparison.
+    collect : when given, receives the decisions section's figures under ``"decisions"``.
     """
     uri = tracking.configure(tracking_uri)
     mat = read_run(run_id, version, uri)
@@ -214,7 +269,10 @@ def build_report(
         champ_model, champ_version = champion, champion.version
     else:
         champ_note = "No champion comparison was requested."
-    return render(mat, model, champ_model, champ_version, champ_note)
+    decisions = policy_decisions(mat, model)
+    if collect is not None:
+        collect["decisions"] = decisions
+    return render(mat, model, champ_model, champ_version, champ_note, decisions=decisions)
 
 
 def _clean(obj: Any) -> Any:
@@ -280,14 +338,116 @@ def _description(name: str) -> str:
         return "(not a catalog feature: bring-your-own table column)"
 
 
+@dataclass
+class PolicyDecisions:
+    """The evaluation set judged under a policy (the report's decisions section)."""
+
+    policy: str  # name@version
+    rows: int
+    rates: pd.DataFrame  # outcome, n, rate, defaults, default_rate
+    segments: pd.DataFrame  # models.outcomes.outcome_table
+    note: str = ""  # why there is no table, or what the segments lack
+
+    @property
+    def flagged(self) -> list[str]:
+        return outcomes.flagged(self.segments)
+
+    def metrics(self) -> dict[str, float]:
+        """Headline figures for MLflow: ``policy_{approval,decline,referral}_rate``,
+        ``policy_min_air`` (over the groups judged) and ``policy_four_fifths_flags``."""
+        out: dict[str, float] = {}
+        names = {"approved": "approval", "declined": "decline", "referred": "referral"}
+        for o, r in zip(self.rates["outcome"], self.rates["rate"], strict=True):
+            if o in names and math.isfinite(float(r)):
+                out[f"policy_{names[o]}_rate"] = float(r)
+        judged = self.segments[~self.segments["status"].isin(("small", "n/a"))]
+        air = pd.to_numeric(judged["air"], errors="coerce").dropna()
+        if len(air):
+            out["policy_min_air"] = float(air.min())
+        out["policy_four_fifths_flags"] = float(len(self.flagged))
+        return out
+
+
+def policy_decisions(
+    mat: RunMaterial, model: ScoringModel, policy: Policy | None = None
+) -> PolicyDecisions:
+    """The evaluation set judged under ``policy`` (default: the shipped default policy):
+    outcome rates with the observed default rate of each, and the outcome rates by segment
+    with the adverse impact ratio (:func:`models.outcomes.outcome_table`).
+
+    The evaluation set holds the features (firm age, export shares); the business model,
+    region and amount applied for come from ``evaluation/oot_attributes.parquet`` when training
+    read a record store, else they are ``unknown`` (and no amount is given).
+    """
+    policy = policy or default_policy()
+    ident = f"{policy.name}@{policy.version}"
+    empty = pd.DataFrame()
+    ev = mat.evaluation_set
+    if ev is None or not len(ev):
+        return PolicyDecisions(ident, 0, empty, empty, "The run logged no evaluation set.")
+    frame = ev.reset_index(drop=True)
+    notes = []
+    attrs = mat.attributes
+    if attrs is not None and len(attrs) == len(frame):
+        extra = attrs.reset_index(drop=True)[
+            [c for c in ("amount_usd", "business_model", "home_region") if c in attrs]
+        ]
+        frame = pd.concat([frame.drop(columns=list(extra.columns), errors="ignore"), extra],
+                          axis=1)  # fmt: skip
+    else:
+        notes.append(
+            "The run logged no firm attributes for its evaluation rows (trained on a table of "
+            "its own, or before they were logged): business model and region are unknown and "
+            "no amount is given (approved up to the automatic limit)."
+        )
+    try:
+        judged = outcomes.apply_policy(model, frame, policy)
+    except PolicyError as exc:
+        return PolicyDecisions(ident, len(frame), empty, empty,
+                               f"The policy does not fit the model: {exc}")  # fmt: skip
+    seg = pd.concat([outcomes.segments(frame), judged[["outcome"]]], axis=1)
+    rates = outcomes.outcome_rates(seg)
+    if TARGET_COLUMN in frame.columns:
+        y = pd.to_numeric(frame[TARGET_COLUMN], errors="coerce").where(lambda v: v >= 0)
+        by = y.groupby(judged["outcome"])
+        rates["defaults"] = [int(by.sum().get(o, 0)) for o in rates["outcome"]]
+        rates["default_rate"] = [float(by.mean().get(o, math.nan)) for o in rates["outcome"]]
+    missing = [
+        c
+        for c in ("firm_age_days", "us_export_share_365d", "eu_export_share_365d")
+        if c not in frame.columns
+    ]
+    if missing:
+        notes.append(
+            f"The model has no {', '.join(missing)}: the segments read from them are unknown."
+        )
+    return PolicyDecisions(ident, len(frame), rates, outcomes.outcome_table(seg), " ".join(notes))
+
+
+def log_decisions(run_id: str, dec: PolicyDecisions, tracking_uri: str | None = None) -> None:
+    """The decisions-by-segment table (``report/decisions_by_segment.csv``) and its headline
+    figures as metrics of the run."""
+    if dec.segments.empty:
+        return
+    c = tracking.client(tracking.configure(tracking_uri))
+    with tempfile.TemporaryDirectory() as tmp:
+        p = Path(tmp) / Path(DECISIONS_ARTIFACT).name
+        dec.segments.to_csv(p, index=False)
+        c.log_artifact(run_id, str(p), str(Path(DECISIONS_ARTIFACT).parent))
+    for k, v in dec.metrics().items():
+        c.log_metric(run_id, k, v)
+
+
 def render(
     mat: RunMaterial,
     model: ScoringModel,
     champion: ScoringModel | None = None,
     champion_version: str | None = None,
     champion_note: str = "",
+    decisions: PolicyDecisions | None = None,
 ) -> str:
-    """The report HTML from a run's material and its model."""
+    """The report HTML from a run's material and its model (``decisions``: the decisions
+    section, computed with the default policy when not given)."""
     plt = htmlkit.pyplot()
     ev = mat.tags.get("evaluation", "oot")
     set_label = "out-of-time" if ev == "oot" else "cross-validated (out-of-fold)"
@@ -394,6 +554,8 @@ def render(
                 f"run's evaluation set: {exc}"
             )
 
+    if decisions is None:
+        decisions = policy_decisions(mat, model)
     limitations = _limitations(mat, head, calib, s)
     env = jinja2.Environment(autoescape=jinja2.select_autoescape(["html"]))
     tpl = env.from_string(TEMPLATE.read_text(encoding="utf-8"))
@@ -430,6 +592,13 @@ def render(
         scorecard_note=scorecard_note,
         champion_table=Markup(htmlkit.table(champ_df) if not champ_df.empty else ""),
         champion_note=champion_note,
+        decisions_policy=decisions.policy,
+        decisions_rows=decisions.rows,
+        decisions_note=decisions.note,
+        decisions_flagged=", ".join(decisions.flagged) or "none",
+        decisions_min_n=outcomes.MIN_GROUP_N,
+        decisions_rates=Markup(htmlkit.table(decisions.rates)),
+        decisions_table=Markup(htmlkit.table(decisions.segments)),
         limitations=limitations,
     )
 

@@ -181,10 +181,14 @@ def _print_decisioning(console: Any, d: Any) -> None:
             "four-fifths rule: AIR < 0.8)"
         )
         for c in ("segment", "group", "n", "approved", "declined", "referred", "AIR", "status"):
-            t.add_column(c, justify="left" if c in ("segment", "group", "status") else "right")
+            t.add_column(
+                c,
+                justify="left" if c in ("segment", "group", "status") else "right",
+                no_wrap=c in ("segment", "status"),
+            )
         for _, row in d.segments.iterrows():
             air = float(row["air"])
-            st = str(row["status"])
+            st = str(row["status"]).replace("four-fifths", "4/5")
             t.add_row(
                 str(row["segment"]),
                 str(row["group"]),

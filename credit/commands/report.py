@@ -16,7 +16,10 @@ def report(
     ] = None,
     log: Annotated[
         bool,
-        typer.Option("--log/--no-log", help="Also replace report.html in the version's run."),
+        typer.Option(
+            "--log/--no-log",
+            help="Also replace report.html (and the decisions-by-segment table) in the run.",
+        ),
     ] = False,
 ) -> None:
     """Rebuild report.html of VERSION from what its training run logged, and write it."""
@@ -24,12 +27,13 @@ def report(
 
     from credit.scoring import MODEL_NAME, ModelUnavailableError
     from models import tracking
-    from models.report import REPORT_ARTIFACT, build_report
+    from models.report import REPORT_ARTIFACT, PolicyDecisions, build_report, log_decisions
 
     try:
         uri = tracking.configure()
         mv = tracking.client(uri).get_model_version(MODEL_NAME, str(version))
-        text = build_report(mv.run_id, version=str(version), tracking_uri=uri)
+        figures: dict[str, PolicyDecisions] = {}
+        text = build_report(mv.run_id, version=str(version), tracking_uri=uri, collect=figures)
     except (MlflowException, ModelUnavailableError, ValueError) as exc:
         typer.echo(f"error: cannot build the report of version {version}: {exc}", err=True)
         raise typer.Exit(1) from exc
@@ -43,4 +47,6 @@ def report(
             p = Path(tmp) / REPORT_ARTIFACT
             p.write_text(text, encoding="utf-8")
             tracking.client(uri).log_artifact(mv.run_id, str(p))
+        if "decisions" in figures:
+            log_decisions(mv.run_id, figures["decisions"], uri)
     typer.echo(f"wrote {path} ({len(text) // 1024} KiB) for {MODEL_NAME} version {version}")
