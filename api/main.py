@@ -39,9 +39,9 @@ from api.routes import (
     model,
     offers,
     records,
+    reviews,
     score,
     seller_consents,
-    reviews,
     sellers,
 )
 from credit.audit import AuditLog

@@ -70,7 +70,8 @@ def principal_reasons(
                 return
             out[code] = {"code": code, "text": ADVERSE_REASONS[code], "details": [], "basis": []}
         entry = out[code]
-        entry["basis"].append(basis)
+        if basis not in entry["basis"]:
+            entry["basis"].append(dict(basis))
         if detail and detail not in entry["details"]:
             entry["details"].append(detail)
 
@@ -88,7 +89,8 @@ def principal_reasons(
                     codes.append(feature_reason(catalog.condition(name).feature))
                 except KeyError:
                     continue
-        for code in codes:
+        # two conditions may stand for one reason (past_default and loan_arrears): one basis
+        for code in dict.fromkeys(codes):
             add(code, basis, str(rule.get("text") or ""))
     ranked = sorted(
         (r for r in reasons if (r.get("contribution") or 0.0) > 0.0),

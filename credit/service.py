@@ -1341,18 +1341,25 @@ class CreditService:
         return build_notice(decision, policy, review)
 
     def seller_notices(self, firm_id: str, token: str | None) -> list[dict[str, Any]]:
-        """The notices of every declined decision about the seller's firm, for the seller's
-        own page (the signed link is the seller's authority over its own data)."""
+        """The latest notice of each lender that declined the seller's firm, for the seller's
+        own page (the signed link is the seller's authority over its own data). Every
+        declined decision keeps its own notice (``GET /v1/decisions/{id}/notice``); the page
+        shows one per lender, so that opening it again does not pile them up."""
         self.open_seller_link(firm_id, token)
         if self.audit is None:
             return []
         out = []
+        lenders: set[str] = set()
         for decision_id in self.audit.decisions_of(firm_id, ("declined", "referred")):
             decision = self.recorded_decision(decision_id, caller=Party(operator=True))
+            tenant = str(decision.get("tenant") or "")
+            if tenant in lenders:  # the latest notice of each lender (newest first)
+                continue
             try:
                 out.append(self._notice(decision))
             except NoticeNotOwedError:
                 continue
+            lenders.add(tenant)
         return out
 
     def recorded_decision(self, decision_id: str, *, caller: Caller) -> dict[str, Any]:

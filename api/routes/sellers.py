@@ -9,20 +9,25 @@ behind the page is recorded in the audit log like any other. The page is rate li
 client address (before the token is looked at) and per link
 (``TRADECREDIT_SELLER_PAGE_CLIENT_RATE_PER_MINUTE``, ``TRADECREDIT_SELLER_PAGE_RATE_PER_MINUTE``):
 over either, a 429 page and no decision.
+
+A seller that a lender declined sees the adverse-action notices it is owed: the page's section
+"Decisions about your application" lists every declined decision about the firm (any
+lender's; :meth:`credit.service.CreditService.seller_notices`), each linking to a printable
+notice at ``GET /sellers/{firm_id}/notices/{decision_id}?token=...`` (:mod:`api.notices`),
+opened with the same token; a notice not about this firm is a 404 page. Reading a notice
+records nothing, so only the per-client limit applies to it.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import math
 import re
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
-from importlib import resources
 from typing import Any
+from urllib.parse import quote
 
 import pandas as pd
 from fastapi import APIRouter, FastAPI, Query, Request
@@ -30,17 +35,19 @@ from fastapi.responses import HTMLResponse
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
+from api.notices import date_words, html_headers, render_html, stylesheet
 from api.ratelimit import TokenBucket
 from credit.errors import NotFoundError, NotSharedError, UseCaseError
 from credit.links import LinkError
 from credit.offers import Offer, monthly_activity
 from credit.records import ID_PATTERN
-from credit.service import Party
+from credit.service import CreditService, Party
 from features import catalog
 
 router = APIRouter(tags=["sellers"])
 
 _FIRM_ID = re.compile(ID_PATTERN)
+_DECISION_ID = re.compile(r"^dec_[0-9a-f]{32}$")
 
 #: Grade -> (word, what it means for the seller).
 GRADE_WORDS: dict[str, tuple[str, str]] = {
@@ -58,6 +65,8 @@ DECLINE_WORDS: dict[str, str | None] = {
     "grade_not_eligible": "This product is not offered at your current grade.",
     "thin_file": None,
     "volume_too_small": None,
+    "application_declined": "The lender's policy declines your application for now: the "
+    'section "Decisions about your application" below says why.',
 }
 
 SERIES = (
@@ -79,12 +88,9 @@ def _env() -> Environment:
     return env
 
 
-@cache
 def _css() -> tuple[str, str]:
-    """The style sheet and its CSP hash."""
-    css = (resources.files("api") / "static" / "seller.css").read_text(encoding="utf-8")
-    digest = base64.b64encode(hashlib.sha256(css.encode("utf-8")).digest()).decode("ascii")
-    return css, f"'sha256-{digest}'"
+    """The style sheet and its CSP hash (one sheet for the seller pages and the notices)."""
+    return stylesheet()
 
 
 def money(x: float, currency: str = "") -> str:
@@ -210,6 +216,16 @@ def _drivers(reasons: Sequence[Mapping[str, Any]]) -> list[dict[str, str | None]
     return out
 
 
+def _sentence(text: str) -> str:
+    """``text`` as a sentence: a capital first letter and a full stop (the engine's messages
+    are clauses; the page lists several in a row)."""
+    text = text.strip()
+    if not text:
+        return text
+    text = text[0].upper() + text[1:]
+    return text if text[-1] in ".!?" else text + "."
+
+
 def _odds_words(pd_: float) -> str:
     if pd_ < 0.001:
         return "fewer than 1 in 1,000"
@@ -284,28 +300,15 @@ def _too_many(retry_after: int) -> HTMLResponse:
     return page
 
 
-_FORM_ACTION = {True: "'self'", False: "'none'"}
-
-
 def _page(
     template: str, status: int, context: Mapping[str, Any], forms: bool = False
 ) -> HTMLResponse:
     """A rendered page with its security headers; ``forms``: the page posts forms to this
     service (the consent pages), so ``form-action`` allows ``'self'``."""
-    css, css_hash = _css()
+    css, _ = _css()
     html = _env().get_template(template).render(css=Markup(css), **context)
-    headers = {
-        # The token is in the URL: never send it on as a referrer, never cache the page.
-        "Referrer-Policy": "no-referrer",
-        "Cache-Control": "no-store",
-        "X-Content-Type-Options": "nosniff",
-        "X-Robots-Tag": "noindex, nofollow",
-        "Content-Security-Policy": (
-            f"default-src 'none'; style-src {css_hash}; img-src data:; "
-            f"base-uri 'none'; form-action {_FORM_ACTION[forms]}; frame-ancestors 'none'"
-        ),
-    }
-    return HTMLResponse(html, status_code=status, headers=headers)
+    # The token is in the URL: never send it on as a referrer, never cache the page.
+    return HTMLResponse(html, status_code=status, headers=html_headers(forms))
 
 
 def _problem(status: int, title: str, message: str) -> HTMLResponse:
@@ -387,7 +390,7 @@ def seller_page(
     declines = [
         {
             "title": x.title,
-            "reasons": [DECLINE_WORDS.get(r.code) or r.message for r in x.reasons],
+            "reasons": [_sentence(DECLINE_WORDS.get(r.code) or r.message) for r in x.reasons],
         }
         for x in offers.declines
     ]
@@ -416,5 +419,92 @@ def seller_page(
         "decision_id": d.decision_id,
         "consents_path": str(request.app.url_path_for("seller_consents_page", firm_id=firm_id))
         + f"?token={token}",
+        **_notices_context(request, service, firm_id, token),
     }
     return _page("seller.html", 200, context)
+
+
+def _notice_path(request: Request, firm_id: str, decision_id: str, token: str | None) -> str:
+    path = request.app.url_path_for("seller_notice_page", firm_id=firm_id, decision_id=decision_id)
+    return f"{path}?token={quote(token or '', safe='')}"
+
+
+def _notices_context(
+    request: Request, service: CreditService, firm_id: str, token: str | None
+) -> dict[str, Any]:
+    """The page's section "Decisions about your application": every declined decision about
+    the firm (any lender's) with its notice. Not to be had right now (the audit log is down,
+    the link died a moment ago): the page still shows the offers, and says so."""
+    try:
+        notices = service.seller_notices(firm_id, token)
+    except (LinkError, UseCaseError):
+        return {"notices": [], "notices_unavailable": True}
+    return {
+        "notices": [
+            {
+                "lender": n["lender"]["name"],
+                "date": date_words(n["date"]),
+                "action": n["action_taken"],
+                "by_review": n["decided_by"] == "review",
+                "reasons": [r["text"] for r in n["reasons"]],
+                "path": _notice_path(request, firm_id, n["decision_id"], token),
+            }
+            for n in notices
+        ],
+        "notices_unavailable": False,
+    }
+
+
+@router.get(
+    "/sellers/{firm_id}/notices/{decision_id}",
+    name="seller_notice_page",
+    response_class=HTMLResponse,
+    summary="An adverse-action notice for the seller (printable HTML)",
+    description='Opened from the seller page\'s section "Decisions about your application", '
+    "with the same signed link token: the notice of one declined decision about the firm (the "
+    "lender, the date, the action taken, the principal reasons, the seller's rights and the "
+    "lender's regulator), laid out to print. A decision that is not about this firm, or that "
+    "owes no notice, gets a 404 page; an expired, revoked or forged link a 403 page. Rate "
+    "limited per client; it records no decision.",
+    responses={
+        403: {"description": "Expired, revoked or forged link (HTML page)."},
+        404: {"description": "No such notice for this firm (HTML page)."},
+        429: {"description": "Too many requests from this client; see Retry-After (HTML page)."},
+        503: {"description": "Temporarily unavailable (HTML page)."},
+    },
+)
+def seller_notice_page(
+    firm_id: str,
+    decision_id: str,
+    request: Request,
+    token: str | None = Query(None, description="The signed token of a seller link."),
+) -> HTMLResponse:
+    if not _FIRM_ID.match(firm_id) or not _DECISION_ID.match(decision_id):
+        return _problem(404, "Page not found", "There is no notice at this address.")
+    limits = page_limits(request.app)
+    allowed, retry_after = limits.per_client.acquire(
+        request.client.host if request.client else "unknown"
+    )
+    if not allowed:
+        return _too_many(retry_after)
+    service = request.app.state.service.credit
+    try:
+        notices = service.seller_notices(firm_id, token)
+    except LinkError as exc:
+        title, why = _LINK_PROBLEMS[exc.reason]
+        return _problem(
+            403, title, why + "Open the page again from your seller dashboard to get a new link."
+        )
+    except UseCaseError:
+        return _problem(503, "Temporarily unavailable", "Please try again in a few minutes.")
+    notice = next((n for n in notices if n["decision_id"] == decision_id), None)
+    if notice is None:
+        return _problem(
+            404,
+            "Notice not found",
+            "There is no notice with this reference about your business. Open your page "
+            "again to see the decisions about your application.",
+        )
+    back = str(request.app.url_path_for("seller_page", firm_id=firm_id))
+    html = render_html(notice, back_href=f"{back}?token={quote(token or '', safe='')}")
+    return HTMLResponse(html, status_code=200, headers=html_headers())

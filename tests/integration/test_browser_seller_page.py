@@ -3,7 +3,8 @@
 A real uvicorn server on loopback serves a simulated world (see :mod:`tests.seller_support`);
 a platform key asks for a seller link; the browser opens it at phone size and must show the
 offers and what drives the score. The screenshots land in the test's tmp folder. An expired
-link must show the 403 page.
+link must show the 403 page. A declined seller's page lists its adverse-action notices; the
+notice opens from it, keeps to the page's CSP, and prints.
 """
 
 from __future__ import annotations
@@ -63,8 +64,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
             raise RuntimeError("uvicorn did not start")
         time.sleep(0.05)
     key = create_key(app.state.service.engine, "shop", "platform")[1]
-    # the platform may show the firm (the record store's records: the operator's)
-    grant(app.state.service.engine, [w["good"]], "shop", provider=OPERATOR_SOURCE)
+    # the platform may show the firms (the record store's records: the operator's)
+    grant(app.state.service.engine, [w["good"], w["risky"]], "shop", provider=OPERATOR_SOURCE)
     try:
         yield {**w, "base": f"http://127.0.0.1:{port}", "key": key}
     finally:
@@ -154,5 +155,54 @@ def test_an_expired_link_shows_the_403_page(
         assert page.locator("li.card.offer").count() == 0
         page.screenshot(path=str(tmp_path / "expired_link.png"), full_page=True)
         shutil.copy(tmp_path / "expired_link.png", Path("/tmp/tradecredit-browser"))
+    finally:
+        ctx.close()
+
+
+def test_a_declined_seller_opens_and_prints_its_notice(
+    server: dict[str, Any], browser: Any, tmp_path: Path
+) -> None:
+    r = httpx.post(
+        f"{server['base']}/v1/firms/{server['risky']}/seller-link",
+        headers={"X-API-Key": server["key"]},
+        timeout=30,
+    )
+    assert r.status_code == 201, r.text
+    ctx = _phone(browser)
+    try:
+        page = ctx.new_page()
+        console: list[str] = []
+        page.on("console", lambda m: console.append(f"{m.type}: {m.text}"))
+        resp = page.goto(r.json()["url"], wait_until="load")
+        assert resp is not None and resp.status == 200
+        section = page.get_by_role("heading", name="Decisions about your application")
+        assert section.is_visible()
+        page.screenshot(path=str(tmp_path / "declined_seller_page.png"), full_page=True)
+        page.get_by_role("link", name="Open the notice to read or print it").first.click()
+        page.wait_for_load_state("load")
+        assert "/notices/dec_" in page.url
+        title = "Notice of action taken on your application for credit"
+        assert page.get_by_role("heading", name=title).is_visible()
+        assert page.get_by_role(
+            "heading", name="The principal reasons for our decision"
+        ).is_visible()
+        assert page.locator("ol.reasons > li").count() >= 1
+        assert page.get_by_role("heading", name="Your rights").is_visible()
+        # the inline style sheet applied (the CSP let it), and nothing broke the page's CSP
+        assert page.evaluate("getComputedStyle(document.querySelector('.top')).display") != "none"
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        assert not [m for m in console if "Content Security Policy" in m or m.startswith("error")]
+        page.screenshot(path=str(tmp_path / "notice.png"), full_page=True)
+        # printed: no banner, no links back; a real PDF
+        page.emulate_media(media="print")
+        assert page.evaluate("getComputedStyle(document.querySelector('.top')).display") == "none"
+        assert not page.get_by_role("link", name="Back to your page").is_visible()
+        pdf = tmp_path / "notice.pdf"
+        page.pdf(path=str(pdf), format="A4")
+        assert pdf.read_bytes().startswith(b"%PDF") and pdf.stat().st_size > 5_000
+        keep = Path("/tmp/tradecredit-browser")
+        keep.mkdir(exist_ok=True)
+        for f in ("declined_seller_page.png", "notice.png", "notice.pdf"):
+            shutil.copy(tmp_path / f, keep / f)
     finally:
         ctx.close()

@@ -276,6 +276,8 @@ def test_the_seller_page(svc: dict[str, Any]) -> None:
     # Accessibility basics.
     assert '<html lang="en">' in page and 'name="viewport"' in page
     assert '<label class="score-label" for="score-meter">' in page
+    # An approved seller has no adverse-action notice, so no section for them.
+    assert "Decisions about your application" not in text
     # The page's decision is audited under the platform that made the link, with no key.
     rows = audit_rows(svc["engine"])
     assert len(rows) == before + 1
@@ -291,6 +293,99 @@ def test_the_page_of_a_declined_seller_says_why(svc: dict[str, Any]) -> None:
     assert "Your score is below what this product needs for now." in text
     assert "2 months of trading history" in text
     assert "We have only a short history of your trade" in text
+
+
+def _notice_links(page: str, firm: str) -> list[str]:
+    pattern = rf'href="(/sellers/{firm}/notices/dec_[0-9a-f]{{32}}\?token=[^"]+)"'
+    return [html.unescape(x) for x in re.findall(pattern, page)]
+
+
+def test_a_declined_seller_sees_its_notices_and_opens_them(svc: dict[str, Any]) -> None:
+    c, risky = svc["client"], svc["risky"]
+    # a lender's decision about the firm, declined under its policy
+    r = c.get(f"/v1/firms/{risky}/offers", headers=h(svc["keys"]["lender"]))
+    declined = r.json()["decision"]
+    assert declined["outcome"] == "declined", declined
+    link = c.post(f"/v1/firms/{risky}/seller-link", headers=h(svc["keys"]["platform"])).json()
+    page = c.get(link["path"])
+    assert page.status_code == 200
+    assert "default-src 'none'" in page.headers["content-security-policy"]
+    text = text_of(page.text)
+    assert "Decisions about your application" in text
+    assert (
+        "Tradecredit Demo Lending" in text and "Your application for credit was declined." in text
+    )
+    assert "The principal reasons:" in text
+    links = _notice_links(page.text, risky)
+    wanted = next(x for x in links if declined["decision_id"] in x)
+    # every declined decision about the firm is listed, newest first (this page's own too)
+    assert len(links) >= 2 and links.index(wanted) > 0
+    before = len(audit_rows(svc["engine"]))
+    r = c.get(wanted)
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"].startswith("text/html")
+    assert (
+        r.headers["referrer-policy"] == "no-referrer" and r.headers["cache-control"] == "no-store"
+    )
+    assert r.headers["content-security-policy"] == page.headers["content-security-policy"]
+    assert "<script" not in r.text
+    notice = c.get(
+        f"/v1/decisions/{declined['decision_id']}/notice", headers=h(svc["keys"]["lender"])
+    ).json()
+    text = text_of(r.text)
+    assert "Notice of action taken on your application for credit" in text
+    assert notice["lender"]["name"] in text and notice["lender"]["address"] in text
+    assert notice["reasons"] and all(x["text"] in text for x in notice["reasons"])
+    assert "Your rights" in text and "Who supervises this lender" in text
+    assert declined["decision_id"] in text
+    assert f'href="/sellers/{risky}?token=' in r.text  # back to the page, token kept
+    assert len(audit_rows(svc["engine"])) == before  # reading a notice decides nothing
+    # the same token is needed: none, or another firm's, gets the 403 page
+    path = wanted.split("?")[0]
+    r = c.get(path)
+    assert r.status_code == 403 and "This link is not valid" in r.text
+    r = c.get(path, params={"token": _token(svc, svc["good"])})
+    assert r.status_code == 403 and "This link is not valid" in r.text
+    r = c.get(path, params={"token": _token(svc, risky, now=1_000_000.0)})
+    assert r.status_code == 403 and "This link has expired" in r.text
+
+
+def test_the_page_still_shows_the_offers_when_notices_cannot_be_read(
+    svc: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from credit.errors import UnavailableError
+
+    service = svc["app"].state.service.credit
+
+    def down(*args: Any, **kwargs: Any) -> None:
+        raise UnavailableError("the audit log is unavailable")
+
+    monkeypatch.setattr(service, "seller_notices", down)
+    page = svc["client"].get(
+        f"/sellers/{svc['risky']}", params={"token": _token(svc, svc["risky"])}
+    )
+    assert page.status_code == 200
+    text = text_of(page.text)
+    assert "Grade F: Poor" in text
+    assert "We could not load the decisions about your application right now" in text
+    r = svc["client"].get(
+        f"/sellers/{svc['risky']}/notices/dec_{'0' * 32}",
+        params={"token": _token(svc, svc["risky"])},
+    )
+    assert r.status_code == 503 and "Temporarily unavailable" in r.text
+
+
+def test_a_notice_not_about_the_firm_is_a_404_page(svc: dict[str, Any]) -> None:
+    c, good, risky = svc["client"], svc["good"], svc["risky"]
+    other = c.get(f"/v1/firms/{good}/offers", headers=h(svc["keys"]["lender"])).json()
+    token = _token(svc, risky)
+    for decision_id in (other["decision"]["decision_id"], "dec_" + "0" * 32):
+        r = c.get(f"/sellers/{risky}/notices/{decision_id}", params={"token": token})
+        assert r.status_code == 404, r.text
+        assert r.headers["content-type"].startswith("text/html")
+        assert "Notice not found" in text_of(r.text) and "Traceback" not in r.text
+    r = c.get(f"/sellers/{risky}/notices/not-a-decision", params={"token": token})
+    assert r.status_code == 404 and "There is no notice at this address" in r.text
 
 
 def _token(svc: dict[str, Any], firm: str, now: float | None = None, tenant: str = "shop") -> str:

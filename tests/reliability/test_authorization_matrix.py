@@ -62,6 +62,9 @@ ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/v1/reviews"): "own",
     ("GET", "/v1/reviews/{review_id}"): "own",
     ("POST", "/v1/reviews/{review_id}/decision"): "own",
+    # the notice of the tenant's own declined decision (tests/reliability/test_security.py)
+    ("GET", "/v1/decisions/{decision_id}/notice"): "own",
+    ("GET", "/sellers/{firm_id}/notices/{decision_id}"): "token",
     ("GET", "/sellers/{firm_id}/consents/{consent_id}"): "token",
     ("POST", "/sellers/{firm_id}/consents/{consent_id}"): "token",
     ("GET", "/sellers/{firm_id}/consents"): "token",
