@@ -214,17 +214,18 @@ class AuditLog:
             "offers": row["offers"],
         }
 
-    def decisions_of(self, firm_id: str, outcomes: Sequence[str]) -> list[str]:
-        """Ids of the firm's decisions with one of ``outcomes``, newest first (any tenant)."""
+    def decisions_of(self, firm_id: str, outcomes: Sequence[str]) -> list[tuple[str, str]]:
+        """``(decision_id, tenant)`` of the firm's decisions with one of ``outcomes``, newest
+        first (any tenant)."""
         q = (
-            sa.select(decisions.c.decision_id)
+            sa.select(decisions.c.decision_id, decisions.c.tenant)
             .where(decisions.c.firm_id == firm_id, decisions.c.outcome.in_(list(outcomes)))
             .order_by(decisions.c.scored_at.desc())
             .limit(50)
         )
         try:
             with self.engine.connect() as conn:
-                return [r[0] for r in conn.execute(q)]
+                return [(r[0], r[1]) for r in conn.execute(q)]
         except (SQLAlchemyError, OSError) as exc:
             raise AuditUnavailableError("the audit log is unavailable") from exc
 

@@ -1350,11 +1350,13 @@ class CreditService:
             return []
         out = []
         lenders: set[str] = set()
-        for decision_id in self.audit.decisions_of(firm_id, ("declined", "referred")):
-            decision = self.recorded_decision(decision_id, caller=Party(operator=True))
-            tenant = str(decision.get("tenant") or "")
-            if tenant in lenders:  # the latest notice of each lender (newest first)
+        tried: dict[str, int] = {}
+        for decision_id, tenant in self.audit.decisions_of(firm_id, ("declined", "referred")):
+            # the latest notice of each lender (newest first), looking at most 3 deep
+            if tenant in lenders or tried.get(tenant, 0) >= 3:
                 continue
+            tried[tenant] = tried.get(tenant, 0) + 1
+            decision = self.recorded_decision(decision_id, caller=Party(operator=True))
             try:
                 out.append(self._notice(decision))
             except NoticeNotOwedError:
