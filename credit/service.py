@@ -1340,6 +1340,21 @@ class CreditService:
             raise UnavailableError(f"the lending policy of {tenant} is invalid: {exc}") from exc
         return build_notice(decision, policy, review)
 
+    def seller_notice(self, firm_id: str, token: str | None, decision_id: str) -> dict[str, Any]:
+        """One notice about the seller's firm, for its printable page (any of its declined
+        decisions, not only the latest per lender): :class:`NotFoundError` otherwise."""
+        self.open_seller_link(firm_id, token)
+        if self.audit is None:
+            raise NotFoundError(f"no notice {decision_id} about {firm_id}")
+        found = self.audit.get(None, decision_id)
+        if found is None or found["firm_id"] != firm_id:
+            raise NotFoundError(f"no notice {decision_id} about {firm_id}")
+        decision = self.recorded_decision(decision_id, caller=Party(operator=True))
+        try:
+            return self._notice(decision)
+        except NoticeNotOwedError as exc:
+            raise NotFoundError(str(exc)) from exc
+
     def seller_notices(self, firm_id: str, token: str | None) -> list[dict[str, Any]]:
         """The latest notice of each lender that declined the seller's firm, for the seller's
         own page (the signed link is the seller's authority over its own data). Every

@@ -489,22 +489,21 @@ def seller_notice_page(
         return _too_many(retry_after)
     service = request.app.state.service.credit
     try:
-        notices = service.seller_notices(firm_id, token)
+        notice = service.seller_notice(firm_id, token, decision_id)
     except LinkError as exc:
         title, why = _LINK_PROBLEMS[exc.reason]
         return _problem(
             403, title, why + "Open the page again from your seller dashboard to get a new link."
         )
-    except UseCaseError:
-        return _problem(503, "Temporarily unavailable", "Please try again in a few minutes.")
-    notice = next((n for n in notices if n["decision_id"] == decision_id), None)
-    if notice is None:
+    except NotFoundError:
         return _problem(
             404,
             "Notice not found",
             "There is no notice with this reference about your business. Open your page "
             "again to see the decisions about your application.",
         )
+    except UseCaseError:
+        return _problem(503, "Temporarily unavailable", "Please try again in a few minutes.")
     back = str(request.app.url_path_for("seller_page", firm_id=firm_id))
     html = render_html(notice, back_href=f"{back}?token={quote(token or '', safe='')}")
     return HTMLResponse(html, status_code=200, headers=html_headers())

@@ -361,6 +361,7 @@ def test_the_page_still_shows_the_offers_when_notices_cannot_be_read(
         raise UnavailableError("the audit log is unavailable")
 
     monkeypatch.setattr(service, "seller_notices", down)
+    monkeypatch.setattr(service, "seller_notice", down)
     page = svc["client"].get(
         f"/sellers/{svc['risky']}", params={"token": _token(svc, svc["risky"])}
     )
