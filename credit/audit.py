@@ -214,12 +214,18 @@ class AuditLog:
             "offers": row["offers"],
         }
 
-    def decisions_of(self, firm_id: str, outcomes: Sequence[str]) -> list[tuple[str, str]]:
-        """``(decision_id, tenant)`` of the firm's decisions with one of ``outcomes``, newest
-        first (any tenant)."""
+    def declined_of(self, firm_id: str) -> list[tuple[str, str]]:
+        """``(decision_id, tenant)`` of the firm's declined decisions, newest first (any
+        tenant): declined by the policy, or referred and declined by a reviewer."""
+        reviewed = sa.select(reviews_table.c.review_id).where(
+            reviews_table.c.firm_id == firm_id, reviews_table.c.outcome == "declined"
+        )
         q = (
             sa.select(decisions.c.decision_id, decisions.c.tenant)
-            .where(decisions.c.firm_id == firm_id, decisions.c.outcome.in_(list(outcomes)))
+            .where(
+                decisions.c.firm_id == firm_id,
+                sa.or_(decisions.c.outcome == "declined", decisions.c.review_id.in_(reviewed)),
+            )
             .order_by(decisions.c.scored_at.desc())
             .limit(50)
         )

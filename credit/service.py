@@ -22,6 +22,7 @@ Errors are typed (:mod:`credit.errors`); each entry point maps them once.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -743,7 +744,11 @@ class CreditService:
         """Score a firm on its features (latest, or at or before ``as_of``), judge it under
         the caller's policy (``amount``: applied for), recorded."""
         # the consent read and the audit write on one pooled connection (credit.fastpath)
-        with one_connection(self.audit.engine if self.audit is not None else None):
+        with ExitStack() as block:
+            try:  # getting the connection is the first read: down is 503, as for the reads
+                block.enter_context(one_connection(self.audit.engine if self.audit else None))
+            except SQLAlchemyError as exc:
+                raise UnavailableError(DB_DOWN) from exc
             grant = self.authorize(caller, firm_id)
             model = self.model()
             found = self.scoped_features(firm_id, as_of, grant)
@@ -1311,8 +1316,7 @@ class CreditService:
         """The adverse-action notice of a declined decision of the caller's tenant (any,
         for the operator): declined by the policy, or by a reviewer. Any other decision has
         none (:class:`NoticeNotOwedError`)."""
-        decision = self.recorded_decision(decision_id, caller=caller)
-        return self._notice(decision)
+        return self._notice(self._recorded(decision_id, caller))
 
     def _notice(self, decision: Mapping[str, Any]) -> dict[str, Any]:
         outcome = decision.get("outcome")
@@ -1349,7 +1353,7 @@ class CreditService:
         found = self.audit.get(None, decision_id)
         if found is None or found["firm_id"] != firm_id:
             raise NotFoundError(f"no notice {decision_id} about {firm_id}")
-        decision = self.recorded_decision(decision_id, caller=Party(operator=True))
+        decision = self._recorded(decision_id, Party(operator=True))
         try:
             return self._notice(decision)
         except NoticeNotOwedError as exc:
@@ -1365,13 +1369,10 @@ class CreditService:
             return []
         out = []
         lenders: set[str] = set()
-        tried: dict[str, int] = {}
-        for decision_id, tenant in self.audit.decisions_of(firm_id, ("declined", "referred")):
-            # the latest notice of each lender (newest first), looking at most 3 deep
-            if tenant in lenders or tried.get(tenant, 0) >= 3:
+        for decision_id, tenant in self.audit.declined_of(firm_id):
+            if tenant in lenders:  # the latest notice of each lender (newest first)
                 continue
-            tried[tenant] = tried.get(tenant, 0) + 1
-            decision = self.recorded_decision(decision_id, caller=Party(operator=True))
+            decision = self._recorded(decision_id, Party(operator=True))
             try:
                 out.append(self._notice(decision))
             except NoticeNotOwedError:
@@ -1382,13 +1383,19 @@ class CreditService:
     def recorded_decision(self, decision_id: str, *, caller: Caller) -> dict[str, Any]:
         """A recorded decision of the caller's tenant (any, for the operator), with its
         lineage: the consent it was made under and the ingestions whose records fed it."""
+        found = self._recorded(decision_id, caller)
+        found["lineage"] = self._lineage(found)
+        return found
+
+    def _recorded(self, decision_id: str, caller: Caller) -> dict[str, Any]:
+        """:meth:`recorded_decision` without the lineage (which reads the ingestions and,
+        for a snapshot, the records): what notices need."""
         if self.audit is None:
             raise UnavailableError("no audit log")
         tenant = None if is_operator(caller) else caller.tenant
         found = self.audit.get(tenant, decision_id)
         if found is None:
             raise NotFoundError(f"no decision {decision_id} for this tenant")
-        found["lineage"] = self._lineage(found)
         verdict = found.pop("verdict")
         review_id = found.pop("review_id")
         found.pop("offers", None)
