@@ -43,12 +43,14 @@ from api.routes import (
     score,
     seller_consents,
     sellers,
+    webhooks,
 )
 from credit.audit import AuditLog
 from credit.db import BackgroundCheckpoint, dispose_engines, make_engine, upgrade
 from credit.scoring import CHAMPION_URI, ScoringModel, redact_uri
 from credit.service import CreditService, SnapshotStore
 from credit.settings import Settings, get_settings
+from credit.webhooks import Dispatcher, run_in_service
 from features.online import OnlineStore
 
 log = logging.getLogger("tradecredit.api")
@@ -317,6 +319,13 @@ def create_app(
             log.warning("reload log unreadable", extra={"reason": type(exc).__name__})
         if s.api_reload_poll_seconds > 0:
             follower = asyncio.create_task(follow_reloads(state, s.api_reload_poll_seconds))
+        # the outbox's dispatcher (or a `credit events dispatch` process of its own)
+        stop_background = asyncio.Event()
+        background: list[asyncio.Task[None]] = []
+        if s.webhooks_dispatch:
+            dispatcher = Dispatcher(engine, lambda: state.settings)
+            app.state.dispatcher = dispatcher
+            background.append(asyncio.create_task(run_in_service(dispatcher, stop_background)))
         # Wait a little for the model (a local load takes well under a second, and a service
         # that starts ready is simpler to run); past that, serve and let the load finish.
         with contextlib.suppress(TimeoutError):
@@ -326,6 +335,11 @@ def create_app(
         try:
             yield
         finally:
+            stop_background.set()
+            if background:
+                _, late = await asyncio.wait(background, timeout=s.webhooks_timeout_seconds + 2)
+                for task in late:
+                    task.cancel()
             if follower is not None:
                 follower.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -359,4 +373,6 @@ def create_app(
     app.include_router(consents.router)
     app.include_router(seller_consents.router)
     app.include_router(reviews.router)
+    app.include_router(webhooks.router)
+    webhooks.document(app)
     return app

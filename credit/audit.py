@@ -19,6 +19,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from credit.decisioning import Verdict
 from credit.decisions import Decision, iso
 from credit.errors import AuditUnavailableError
+from credit.events import event_row, events, written
 from credit.fastpath.dbapi import FastInsert
 from credit.reviews import reviews as reviews_table
 
@@ -115,6 +116,45 @@ def _utc(dt: datetime) -> datetime:
     return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
 
 
+def decision_event(d: Decision, tenant: str) -> dict[str, Any]:
+    """The ``decision.created`` event of a decision (its data: what a receiver acts on; the
+    full record is ``GET /v1/decisions/{decision_id}``)."""
+    v = d.verdict
+    data: dict[str, Any] = {
+        "decision_id": d.decision_id,
+        "firm_id": d.firm_id,
+        "as_of": iso(d.as_of),
+        "scored_at": iso(d.scored_at),
+        "pd": d.pd,
+        "score": d.score,
+        "grade": d.grade,
+        "outcome": v.outcome if v else None,
+        "recommendation": v.recommendation if v else None,
+        "amount": v.amount if v else None,
+        "limit": v.limit if v else None,
+        "review_id": d.review_id,
+        "source": d.source,
+        "model": {"name": d.model["name"], "version": d.model["version"]},
+        "reasons": [{"code": r.get("code"), "text": r.get("text")} for r in d.reasons[:4]],
+    }
+    return event_row(tenant, "decision.created", data, firm_id=d.firm_id, now=d.scored_at)
+
+
+def best_offer(offers: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The largest offer of an offer set (product, amount, currency, APR, term), or ``None``."""
+    found = (offers or {}).get("offers") or []
+    if not found:
+        return None
+    top = max(found, key=lambda o: (o.get("amount") or 0.0, -(o.get("apr") or 0.0)))
+    return {
+        "product": top.get("product"),
+        "amount": top.get("amount"),
+        "currency": top.get("currency"),
+        "apr": top.get("apr"),
+        "term_days": top.get("term_days"),
+    }
+
+
 class AuditLog:
     """Insert-only decision log on the service database."""
 
@@ -122,6 +162,7 @@ class AuditLog:
         self.engine = engine
         self._insert = FastInsert(engine, decisions)  # the SQL is rendered once, here
         self._reviews = FastInsert(engine, reviews_table)
+        self._events = FastInsert(engine, events)
 
     def record(
         self,
@@ -168,11 +209,59 @@ class AuditLog:
             }
             for d, h, o in zip(items, request_hashes, offers or [None] * len(items), strict=True)
         ]
+        # the outbox: the events go in with the decisions, in the same transaction
+        event_rows = [decision_event(d, tenant) for d in items]
         try:
-            self._insert.insert(rows, also=[(self._reviews, list(review_rows))])
+            if offers is not None:
+                event_rows += self._offer_events(items, tenant, offers)
+            self._insert.insert(
+                rows, also=[(self._reviews, list(review_rows)), (self._events, event_rows)]
+            )
         except (SQLAlchemyError, OSError) as exc:
             log.error("audit write failed: %s", type(exc).__name__, extra={"n": len(rows)})
             raise AuditUnavailableError("the audit log is unavailable") from exc
+        written()
+
+    def _offer_events(
+        self,
+        items: Sequence[Decision],
+        tenant: str,
+        offers: Sequence[dict[str, Any] | None],
+    ) -> list[dict[str, Any]]:
+        """``offer.updated`` for each decision whose best offer differs from the one of the
+        tenant's last decision with offers for the firm (none before counts as a change when
+        there is one now)."""
+        out = []
+        with self.engine.connect() as conn:
+            for d, o in zip(items, offers, strict=True):
+                if o is None:
+                    continue
+                prev = conn.execute(
+                    sa.select(decisions.c.offers, decisions.c.decision_id)
+                    .where(
+                        decisions.c.tenant == tenant,
+                        decisions.c.firm_id == d.firm_id,
+                        decisions.c.offers.is_not(None),
+                    )
+                    .order_by(decisions.c.scored_at.desc())
+                    .limit(1)
+                ).first()
+                before = best_offer(prev[0]) if prev is not None else None
+                after = best_offer(o)
+                if before == after:
+                    continue
+                data = {
+                    "firm_id": d.firm_id,
+                    "decision_id": d.decision_id,
+                    "previous_decision_id": prev[1] if prev is not None else None,
+                    "before": before,
+                    "after": after,
+                    "offers": len(o.get("offers") or []),
+                    "grade": d.grade,
+                    "pd": d.pd,
+                }
+                out.append(event_row(tenant, "offer.updated", data, firm_id=d.firm_id))
+        return out
 
     def get(self, tenant: str | None, decision_id: str) -> dict[str, Any] | None:
         """The recorded decision if ``tenant`` made it (``None``: whoever did), else ``None``."""

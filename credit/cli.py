@@ -84,6 +84,9 @@ app.add_typer(_records.app, name="records")
 from credit.commands import reviews as _reviews  # noqa: E402
 
 app.add_typer(_reviews.app, name="reviews")
+from credit.commands import events as _events  # noqa: E402
+
+app.add_typer(_events.app, name="events")
 
 from credit.commands import train as _train  # noqa: E402
 

@@ -26,7 +26,7 @@ reads :meth:`ConsentStore.active`.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -37,6 +37,7 @@ from dateutil.relativedelta import relativedelta
 from sqlalchemy import Engine
 from sqlalchemy.dialects import postgresql
 
+from credit.events import emit, event_row, written
 from credit.fastpath.dbapi import fast_query
 
 Purpose = Literal["credit_assessment", "monitoring"]
@@ -145,7 +146,7 @@ class Consent:
 
 
 def _consent(row: Any) -> Consent:
-    m = row._mapping
+    m = row._mapping if hasattr(row, "_mapping") else row
     return Consent(
         consent_id=m["consent_id"],
         firm_id=m["firm_id"],
@@ -156,14 +157,14 @@ def _consent(row: Any) -> Consent:
         requested_by=m["requested_by"],
         requested_at=_utc(m["requested_at"]),  # type: ignore[arg-type]
         months=int(m["months"]),
-        link_id=m["link_id"],
-        decided_at=_utc(m["decided_at"]),
-        granted_at=_utc(m["granted_at"]),
-        expires_at=_utc(m["expires_at"]),
-        revoked_at=_utc(m["revoked_at"]),
-        revoked_by=m["revoked_by"],
-        evidence=m["evidence"],
-        requested_key_id=m["requested_key_id"],
+        link_id=m.get("link_id"),
+        decided_at=_utc(m.get("decided_at")),
+        granted_at=_utc(m.get("granted_at")),
+        expires_at=_utc(m.get("expires_at")),
+        revoked_at=_utc(m.get("revoked_at")),
+        revoked_by=m.get("revoked_by"),
+        evidence=m.get("evidence"),
+        requested_key_id=m.get("requested_key_id"),
     )
 
 
@@ -392,6 +393,10 @@ class ConsentStore:
             conn.execute(
                 consents.update().where(consents.c.consent_id == consent_id).values(**values)
             )
+            # the outbox: the grantee hears of the answer, in the same transaction
+            kind = "consent.granted" if approve else "consent.declined"
+            emit(conn, [consent_event(kind, found, now, {**values, "state": values["status"]})])
+        written()
         out = self.get(consent_id)
         assert out is not None
         return out
@@ -437,6 +442,8 @@ class ConsentStore:
         }
         with self.engine.begin() as conn:
             conn.execute(consents.insert().values(**row))
+            emit(conn, [consent_event("consent.granted", _consent(row), now, {"state": "active"})])
+        written()
         out = self.get(consent_id)
         assert out is not None
         return out
@@ -446,14 +453,43 @@ class ConsentStore:
         request not yet decided is withdrawn (state ``revoked``) the same way."""
         now = now or datetime.now(UTC)
         with self.engine.begin() as conn:
-            conn.execute(
+            changed = conn.execute(
                 consents.update()
                 .where(consents.c.consent_id == consent_id, consents.c.revoked_at.is_(None))
                 .values(revoked_at=now, revoked_by=by[:80])
-            )
+            ).rowcount
             conn.execute(
                 consents.update()
                 .where(consents.c.consent_id == consent_id, consents.c.status == "requested")
                 .values(status="revoked")
             )
+            if changed:  # the first revocation only (idempotent), with its event
+                row = conn.execute(
+                    sa.select(consents).where(consents.c.consent_id == consent_id)
+                ).first()
+                if row is not None:
+                    found = _consent(row)
+                    extra = {"state": "revoked", "revoked_by": by[:80]}
+                    emit(conn, [consent_event("consent.revoked", found, now, extra)])
+        if changed:
+            written()
         return self.get(consent_id)
+
+
+def consent_event(
+    kind: str, consent: Consent, at: datetime, extra: Mapping[str, Any]
+) -> dict[str, Any]:
+    """A ``consent.*`` event for the consent's grantee (``extra``: the state it moved to and,
+    for a grant, its expiry)."""
+    expires = extra.get("expires_at", consent.expires_at)
+    data = {
+        "consent_id": consent.consent_id,
+        "firm_id": consent.firm_id,
+        "purposes": list(consent.purposes),
+        "sources": sorted(extra.get("sources") or consent.sources or []),
+        "state": extra.get("state"),
+        "expires_at": None if expires is None else _utc(expires).isoformat(),  # type: ignore[union-attr]
+        "revoked_by": extra.get("revoked_by"),
+        "at": at.isoformat(),
+    }
+    return event_row(consent.grantee, kind, data, firm_id=consent.firm_id, now=at)

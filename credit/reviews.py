@@ -33,6 +33,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from credit.adverse import ADVERSE_REASONS, APPROVAL_REASONS
 from credit.errors import InvalidInputError, NotFoundError, UnavailableError, UseCaseError
+from credit.events import emit, event_row, written
 
 Status = Literal["open", "awaiting_second", "closed"]
 STATUSES: tuple[Status, ...] = ("open", "awaiting_second", "closed")
@@ -406,9 +407,36 @@ class ReviewStore:
                         at=now,
                     )
                 )
+                if effect == "closed":  # the outbox: the event goes in with the outcome
+                    emit(conn, [review_event(review, holder, outcome, reason_codes, override, now)])
         except SQLAlchemyError as exc:
             raise UnavailableError(
                 "the service database is unavailable, so the review decision was not "
                 "recorded; retry later"
             ) from exc
+        if effect == "closed":
+            written()
         return self.get(review_id, tenant)
+
+
+def review_event(
+    review: Review,
+    holder: str,
+    outcome: str,
+    reason_codes: Sequence[str],
+    override: bool,
+    at: datetime,
+) -> dict[str, Any]:
+    """The ``review.completed`` event of a review closed with ``outcome``."""
+    data = {
+        "review_id": review.review_id,
+        "decision_id": review.decision_id,
+        "firm_id": review.firm_id,
+        "outcome": outcome,
+        "recommendation": review.recommendation,
+        "override": override,
+        "reason_codes": list(reason_codes),
+        "decided_by": holder,
+        "closed_at": at.isoformat(),
+    }
+    return event_row(review.tenant, "review.completed", data, firm_id=review.firm_id, now=at)

@@ -72,6 +72,7 @@ from credit.reviews import Review, ReviewStore, new_review_id, review_row
 from credit.scoring import ScoringInputError, ScoringModel
 from credit.settings import Settings
 from credit.store import open_store
+from credit.webhooks import WebhookStore
 from features import catalog
 from features.pipeline import build, compute
 
@@ -401,6 +402,7 @@ class CreditService:
         firm data).
     ledger : the providers' ingestions and pushed records (``None``: no pushes, and every
         record counts as the operator's).
+    webhooks : the tenants' webhook endpoints and events (``None``: no service database).
     """
 
     def __init__(
@@ -415,6 +417,7 @@ class CreditService:
         links: LinkStore | None = None,
         consents: ConsentStore | None = None,
         ledger: Ledger | None = None,
+        webhooks: WebhookStore | None = None,
     ) -> None:
         self._model = model
         self.features = features
@@ -426,6 +429,7 @@ class CreditService:
         self.observer = observer
         self.consents = consents
         self.ledger = ledger
+        self.webhooks = webhooks
 
     @classmethod
     def from_settings(
@@ -460,6 +464,7 @@ class CreditService:
             links=links if links is not None else (LinkStore(audit.engine) if audit else None),
             consents=ConsentStore(audit.engine) if audit else None,
             ledger=ledger,
+            webhooks=WebhookStore(audit.engine, current) if audit else None,
         )
 
     # ---- steps ---------------------------------------------------------------------------
@@ -1219,6 +1224,52 @@ class CreditService:
     # ---- use cases: lineage and replay ---------------------------------------------------
 
     # ---- use cases: reviews and notices ---------------------------------------------------
+
+    # ---- use cases: webhooks and events (the tenant's own, never another's) ------------
+
+    def _hooks(self) -> WebhookStore:
+        if self.webhooks is None:
+            raise UnavailableError("webhooks need the service database")
+        return self.webhooks
+
+    def create_webhook(
+        self,
+        url: str,
+        event_types: Sequence[str],
+        *,
+        caller: Caller,
+        description: str | None = None,
+    ) -> tuple[dict[str, Any], str]:
+        """A new endpoint of the caller's tenant, and its signing secret (shown this once)."""
+        return self._hooks().create(
+            caller.tenant, url, event_types, description=description, created_by=caller.key_id
+        )
+
+    def list_webhooks(self, *, caller: Caller) -> list[dict[str, Any]]:
+        return self._hooks().endpoints(caller.tenant)
+
+    def delete_webhook(self, webhook_id: str, *, caller: Caller) -> dict[str, Any]:
+        return self._hooks().delete(caller.tenant, webhook_id)
+
+    def test_webhook(self, webhook_id: str, *, caller: Caller) -> dict[str, Any]:
+        return self._hooks().test(caller.tenant, webhook_id)
+
+    def events(
+        self,
+        *,
+        caller: Caller,
+        type: str | None = None,
+        firm_id: str | None = None,
+        after: str | None = None,
+        limit: int = 100,
+    ) -> list[dict[str, Any]]:
+        """The caller's tenant's events with their deliveries and attempts."""
+        return self._hooks().events(
+            caller.tenant, type=type, firm_id=firm_id, after=after, limit=limit
+        )
+
+    def redeliver_event(self, event_id: str, *, caller: Caller) -> dict[str, Any]:
+        return self._hooks().redeliver(caller.tenant, event_id)
 
     def reviews(
         self, *, caller: Caller, status: str | None = None, limit: int = 100

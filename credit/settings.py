@@ -92,6 +92,50 @@ class Settings(BaseSettings):
         description="Seller-page requests per minute per client address (burst: a third of "
         "it; 0 disables).",
     )
+    # --- webhooks (credit.webhooks) ---
+    webhooks_dispatch: bool = Field(
+        default=True,
+        description="Run the webhook dispatcher inside `credit serve` (false: run `credit "
+        "events dispatch` as its own process).",
+    )
+    webhooks_allow_loopback: bool = Field(
+        default=False,
+        description="Allow http:// endpoint URLs on loopback addresses (127.0.0.1, ::1, "
+        "localhost), for development. Otherwise endpoints must be https.",
+    )
+    webhooks_timeout_seconds: float = Field(
+        default=5.0, gt=0, le=60, description="Time limit of one delivery attempt."
+    )
+    webhooks_max_attempts: int = Field(
+        default=10,
+        ge=1,
+        le=50,
+        description="Attempts per delivery before it is marked failed (kept for redelivery).",
+    )
+    webhooks_retry_base_seconds: float = Field(
+        default=2.0,
+        gt=0,
+        description="Delay before the second attempt; doubles each time, with jitter.",
+    )
+    webhooks_retry_max_seconds: float = Field(
+        default=3600.0, gt=0, description="Longest delay between two attempts."
+    )
+    webhooks_poll_seconds: float = Field(
+        default=0.5,
+        gt=0,
+        description="How often a dispatcher looks for due deliveries (an in-process "
+        "dispatcher also wakes when this process writes an event).",
+    )
+    webhooks_concurrency: int = Field(
+        default=32, ge=1, le=512, description="Deliveries a dispatcher sends at once."
+    )
+    # --- portfolio monitoring (credit.portfolio) ---
+    portfolio_interval_minutes: float = Field(
+        default=0.0,
+        ge=0,
+        description="Re-score every watched firm inside `credit serve` this often (0: never; "
+        "run `credit monitor portfolio` from a scheduler instead).",
+    )
     # --- reverse proxies ---
     trusted_proxies: str = Field(
         default="",

@@ -69,6 +69,13 @@ ROUTES: dict[tuple[str, str], str] = {
     ("POST", "/sellers/{firm_id}/consents/{consent_id}"): "token",
     ("GET", "/sellers/{firm_id}/consents"): "token",
     ("POST", "/sellers/{firm_id}/consents/{consent_id}/revoke"): "token",
+    # the tenant's own endpoints and events (tests/unit/api/test_webhooks_api.py)
+    ("POST", "/v1/webhooks"): "own",
+    ("GET", "/v1/webhooks"): "own",
+    ("DELETE", "/v1/webhooks/{webhook_id}"): "own",
+    ("POST", "/v1/webhooks/{webhook_id}/test"): "own",
+    ("GET", "/v1/events"): "own",
+    ("POST", "/v1/events/{event_id}/redeliver"): "own",
 }
 
 #: The firm-data routes: how to call one for a firm, and the roles it admits.
