@@ -101,9 +101,10 @@ def check_url(url: str, allow_loopback: bool) -> str:
     """``url`` if webhooks may be sent to it, else :class:`InvalidInputError` saying why.
 
     https only; plain http only to a loopback address and only when ``allow_loopback`` (the
-    ``webhooks_allow_loopback`` setting, for development). No credentials in the URL; an
-    https URL naming a loopback, private or link-local address literal is refused unless
-    loopback is allowed (the service must not be a way into its own network)."""
+    ``webhooks_allow_loopback`` setting, for development). No credentials in the URL; a URL
+    naming a private, link-local or reserved address literal is refused, and a loopback one
+    unless the setting allows it (the service must not be a way into its own network).
+    Host names are not resolved here: that belongs to the egress proxy or firewall."""
     url = url.strip()
     parts = urlsplit(url)
     host = parts.hostname or ""
@@ -117,25 +118,21 @@ def check_url(url: str, allow_loopback: bool) -> str:
         parts.port  # noqa: B018  (raises on a port out of range)
     except ValueError as exc:
         raise InvalidInputError(f"the endpoint URL has an invalid port: {exc}") from None
-    loop = _loopback(host)
-    if parts.scheme == "http":
-        if loop and allow_loopback:
+    if _loopback(host):
+        if allow_loopback:
             return url
-        if loop:
+        raise InvalidInputError(
+            "loopback endpoints are allowed only with the setting "
+            "TRADECREDIT_WEBHOOKS_ALLOW_LOOPBACK=true (development); use a public https URL"
+        )
+    with contextlib.suppress(ValueError):
+        ip = ipaddress.ip_address(host)
+        if ip.is_private or ip.is_link_local or ip.is_reserved or ip.is_multicast:
             raise InvalidInputError(
-                "http:// endpoints are allowed only on loopback with the setting "
-                "TRADECREDIT_WEBHOOKS_ALLOW_LOOPBACK=true (development); use https"
+                f"the endpoint URL names a private or reserved address ({host})"
             )
+    if parts.scheme != "https":
         raise InvalidInputError(f"the endpoint URL must use https; got {url!r}")
-    if not allow_loopback:
-        if loop:
-            raise InvalidInputError("the endpoint URL names a loopback address")
-        with contextlib.suppress(ValueError):
-            ip = ipaddress.ip_address(host)
-            if ip.is_private or ip.is_link_local or ip.is_reserved or ip.is_multicast:
-                raise InvalidInputError(
-                    f"the endpoint URL names a private or reserved address ({host})"
-                )
     return url
 
 

@@ -103,6 +103,9 @@ TENANT_DATA_ENDPOINTS = {
     "GET /v1/reviews/{review_id}",
     "POST /v1/reviews/{review_id}/decision",
     "GET /v1/decisions/{decision_id}/notice",
+    "DELETE /v1/webhooks/{webhook_id}",
+    "POST /v1/webhooks/{webhook_id}/test",
+    "POST /v1/events/{event_id}/redeliver",
 }
 
 
@@ -205,6 +208,31 @@ def test_tenant_isolation_on_every_endpoint_that_returns_stored_data(
     for other in ("b_lender", "b_platform"):
         got = c.get(notice, headers=h(keys[other]))
         assert got.status_code == 404 and "F000" not in got.text
+    # a webhook endpoint and an event are the tenant's own: to another they do not exist
+    hook = c.post(
+        "/v1/webhooks",
+        json={"url": "https://hooks.bank-a.example/tc", "event_types": ["decision.created"]},
+        headers=h(keys["a_lender"]),
+    ).json()
+    events_a = c.get("/v1/events", headers=h(keys["a_lender"])).json()["events"]
+    assert {made[0], did_b} & {e["data"].get("decision_id") for e in events_a} == {made[0]}
+    event_id = events_a[0]["event_id"]
+    for other in ("b_lender", "b_platform"):
+        wid = hook["webhook_id"]
+        for got in (
+            c.post(f"/v1/webhooks/{wid}/test", headers=h(keys[other])),
+            c.delete(f"/v1/webhooks/{wid}", headers=h(keys[other])),
+            c.post(f"/v1/events/{event_id}/redeliver", headers=h(keys[other])),
+        ):
+            assert got.status_code == 404 and "F000" not in got.text
+        assert c.get("/v1/webhooks", headers=h(keys[other])).json()["webhooks"] == []
+        theirs = c.get("/v1/events", headers=h(keys[other])).json()["events"]
+        assert event_id not in {e["event_id"] for e in theirs}
+        assert made[0] not in {e["data"].get("decision_id") for e in theirs}
+    assert (
+        c.delete(f"/v1/webhooks/{hook['webhook_id']}", headers=h(keys["a_admin"])).status_code
+        == 200
+    )
 
 
 def test_logs_never_contain_keys_tokens_or_posted_records(

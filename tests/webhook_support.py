@@ -1,0 +1,90 @@
+"""A webhook receiver on loopback for the tests and benchmarks: a real HTTP server on a thread
+that keeps every request (headers, body, time received) and can answer slowly or with an
+error status."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from standardwebhooks.webhooks import Webhook
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Receiver:
+    """``start()`` listens on ``port`` (the same port again after ``stop()``: a receiver that
+    goes down and comes back). ``received``: ``(monotonic time, headers, body)`` per request."""
+
+    def __init__(self, port: int | None = None, status: int = 200, delay: float = 0.0) -> None:
+        self.port = port or free_port()
+        self.status = status
+        self.delay = delay
+        self.received: list[tuple[float, dict[str, str], bytes]] = []
+        self._lock = threading.Lock()
+        self._server: ThreadingHTTPServer | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/hook"
+
+    def start(self) -> Receiver:
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:  # noqa: N802 - the http.server interface
+                body = self.rfile.read(int(self.headers.get("content-length", 0)))
+                if owner.delay:
+                    time.sleep(owner.delay)
+                with owner._lock:
+                    owner.received.append((time.monotonic(), dict(self.headers), body))
+                self.send_response(owner.status)
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        ThreadingHTTPServer.allow_reuse_address = True
+        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self._server.daemon_threads = True
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def ids(self) -> list[str]:
+        """The ``webhook-id`` of every request received, in order (duplicates kept)."""
+        with self._lock:
+            return [h.get("webhook-id") or h.get("Webhook-Id", "") for _, h, _ in self.received]
+
+    def verified(self, secret: str, ids: set[str] | None = None) -> list[dict[str, Any]]:
+        """Every body received (of the events ``ids``, when given), each verified with the
+        Standard Webhooks library."""
+        with self._lock:
+            got = list(self.received)
+        out = []
+        for _, headers, body in got:
+            lower = {k.lower(): v for k, v in headers.items()}
+            if ids is not None and lower.get("webhook-id") not in ids:
+                continue
+            out.append(Webhook(secret).verify(body, lower))
+        return out
+
+    def bodies(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [json.loads(b) for _, _, b in self.received]
