@@ -123,11 +123,22 @@ delivery_attempts = sa.Table(
 )
 
 
+_id_lock = threading.Lock()
+_last_id = [0, 0]  # milliseconds, random part of the last id made in this process
+
+
 def new_event_id() -> str:
-    """A Standard Webhooks message id: ``msg_`` and 26 random characters, time-ordered by its
-    first 10 (milliseconds), so ids sort roughly by creation."""
+    """A Standard Webhooks message id: ``msg_`` and 27 hex digits, the first 13 the time in
+    milliseconds, the rest random; ids made by one process always increase (within one
+    millisecond the random part counts up), so they sort by creation."""
     ms = int(time.time() * 1000)
-    return f"msg_{ms:013x}{secrets.token_hex(7)}"
+    with _id_lock:
+        if ms <= _last_id[0]:
+            ms, rand = _last_id[0], _last_id[1] + 1
+        else:
+            rand = secrets.randbits(55)
+        _last_id[0], _last_id[1] = ms, rand
+    return f"msg_{ms:013x}{rand:014x}"
 
 
 def event_row(

@@ -8,6 +8,7 @@ import json
 import socket
 import threading
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -22,13 +23,19 @@ def free_port() -> int:
 
 class Receiver:
     """``start()`` listens on ``port`` (the same port again after ``stop()``: a receiver that
-    goes down and comes back). ``received``: ``(monotonic time, headers, body)`` per request."""
+    goes down and comes back). ``received``: ``(monotonic time, headers, body, status
+    answered)`` per request; ``status`` may be a function called per request."""
 
-    def __init__(self, port: int | None = None, status: int = 200, delay: float = 0.0) -> None:
+    def __init__(
+        self,
+        port: int | None = None,
+        status: int | Callable[[], int] = 200,
+        delay: float = 0.0,
+    ) -> None:
         self.port = port or free_port()
         self.status = status
         self.delay = delay
-        self.received: list[tuple[float, dict[str, str], bytes]] = []
+        self.received: list[tuple[float, dict[str, str], bytes, int]] = []
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
 
@@ -46,9 +53,10 @@ class Receiver:
                 body = self.rfile.read(int(self.headers.get("content-length", 0)))
                 if owner.delay:
                     time.sleep(owner.delay)
+                code = owner.status() if callable(owner.status) else owner.status
                 with owner._lock:
-                    owner.received.append((time.monotonic(), dict(self.headers), body))
-                self.send_response(owner.status)
+                    owner.received.append((time.monotonic(), dict(self.headers), body, code))
+                self.send_response(code)
                 self.send_header("content-length", "0")
                 self.end_headers()
 
@@ -70,7 +78,10 @@ class Receiver:
     def ids(self) -> list[str]:
         """The ``webhook-id`` of every request received, in order (duplicates kept)."""
         with self._lock:
-            return [h.get("webhook-id") or h.get("Webhook-Id", "") for _, h, _ in self.received]
+            return [
+                {k.lower(): v for k, v in h.items()}.get("webhook-id", "")
+                for _, h, _, _ in self.received
+            ]
 
     def verified(self, secret: str, ids: set[str] | None = None) -> list[dict[str, Any]]:
         """Every body received (of the events ``ids``, when given), each verified with the
@@ -78,7 +89,7 @@ class Receiver:
         with self._lock:
             got = list(self.received)
         out = []
-        for _, headers, body in got:
+        for _, headers, body, _ in got:
             lower = {k.lower(): v for k, v in headers.items()}
             if ids is not None and lower.get("webhook-id") not in ids:
                 continue
@@ -87,4 +98,14 @@ class Receiver:
 
     def bodies(self) -> list[dict[str, Any]]:
         with self._lock:
-            return [json.loads(b) for _, _, b in self.received]
+            return [json.loads(b) for _, _, b, _ in self.received]
+
+
+def ok_ids(rx: Receiver) -> list[str]:
+    """The ``webhook-id`` of every request the receiver answered with a 2xx."""
+    with rx._lock:
+        return [
+            {k.lower(): v for k, v in h.items()}.get("webhook-id", "")
+            for _, h, _, code in rx.received
+            if 200 <= code < 300
+        ]
