@@ -38,6 +38,7 @@ from api.routes import (
     health,
     model,
     offers,
+    portfolio,
     records,
     reviews,
     score,
@@ -47,6 +48,7 @@ from api.routes import (
 )
 from credit.audit import AuditLog
 from credit.db import BackgroundCheckpoint, dispose_engines, make_engine, upgrade
+from credit.portfolio import run_portfolio_schedule
 from credit.scoring import CHAMPION_URI, ScoringModel, redact_uri
 from credit.service import CreditService, SnapshotStore
 from credit.settings import Settings, get_settings
@@ -326,6 +328,15 @@ def create_app(
             dispatcher = Dispatcher(engine, lambda: state.settings)
             app.state.dispatcher = dispatcher
             background.append(asyncio.create_task(run_in_service(dispatcher, stop_background)))
+        scheduled: list[asyncio.Task[None]] = []
+        if s.portfolio_interval_minutes > 0:  # re-score the watched firms on a schedule
+            scheduled.append(
+                asyncio.create_task(
+                    run_portfolio_schedule(
+                        lambda: state.credit, lambda: state.settings.portfolio_interval_minutes
+                    )
+                )
+            )
         # Wait a little for the model (a local load takes well under a second, and a service
         # that starts ready is simpler to run); past that, serve and let the load finish.
         with contextlib.suppress(TimeoutError):
@@ -336,6 +347,8 @@ def create_app(
             yield
         finally:
             stop_background.set()
+            for task in scheduled:
+                task.cancel()
             if background:
                 _, late = await asyncio.wait(background, timeout=s.webhooks_timeout_seconds + 2)
                 for task in late:
@@ -374,5 +387,6 @@ def create_app(
     app.include_router(seller_consents.router)
     app.include_router(reviews.router)
     app.include_router(webhooks.router)
+    app.include_router(portfolio.router)
     webhooks.document(app)
     return app

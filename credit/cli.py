@@ -98,7 +98,7 @@ from credit.commands import monitor as _monitor  # noqa: E402
 from credit.commands import report as _report  # noqa: E402
 
 app.command("report")(_report.report)
-app.command("monitor")(_monitor.monitor)
+app.add_typer(_monitor.app, name="monitor")
 app.command("backtest")(_backtest.backtest)
 
 

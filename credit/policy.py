@@ -318,6 +318,35 @@ class DecisionPolicy(_Strict):
         return self
 
 
+class MonitoringPolicy(_Strict):
+    """Portfolio monitoring: when a watched firm's re-score raises an alert
+    (:mod:`credit.portfolio`, docs/portfolio.md).
+
+    Parameters
+    ----------
+    grade_down_notches : the grade fell by at least this many notches since the last run.
+    pd_ratio : the PD is at least this multiple of the last run's.
+    overdue_invoices : alert when more supplier invoices are unpaid past their due date than
+        at the last run.
+    settlements_drop : platform settlements of the last 90 days fell by at least this share
+        against the 90 days before.
+    shipment_problem_share : the share of shipments closed in the last
+        ``shipment_window_days`` that were returned or lost is above this.
+    shipment_window_days : the window of that share.
+    lgd : loss given default of the portfolio's expected loss (exposure x PD x LGD).
+    top_reasons : how many reason codes (the largest moves between runs) an alert names.
+    """
+
+    grade_down_notches: int = Field(default=2, ge=1, le=20)
+    pd_ratio: float = Field(default=2.0, gt=1.0, le=1000.0)
+    overdue_invoices: bool = True
+    settlements_drop: float = Field(default=0.5, gt=0.0, le=1.0)
+    shipment_problem_share: float = Field(default=0.1, ge=0.0, le=1.0)
+    shipment_window_days: int = Field(default=180, ge=7, le=730)
+    lgd: float = Field(default=0.45, ge=0.0, le=1.0)
+    top_reasons: int = Field(default=3, ge=1, le=10)
+
+
 class Policy(_Strict):
     """A lender's or platform's lending policy.
 
@@ -334,6 +363,7 @@ class Policy(_Strict):
     products : the products and their terms.
     lender : the lender's name and contact, for adverse-action notices.
     decision : the rules that approve, decline or refer each application.
+    monitoring : the alert rules of portfolio monitoring (defaults when left out).
     """
 
     name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:\-]*$")
@@ -349,6 +379,7 @@ class Policy(_Strict):
     #: who the lender is (adverse-action notices name it); ``None``: the policy's name
     lender: LenderInfo | None = None
     decision: DecisionPolicy
+    monitoring: MonitoringPolicy = Field(default_factory=MonitoringPolicy)
 
     @field_validator("currency")
     @classmethod

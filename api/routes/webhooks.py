@@ -278,14 +278,30 @@ class ReviewCompletedData(BaseModel):
     closed_at: str
 
 
+class _Previous(BaseModel):
+    pd: float
+    grade: str
+    scored_at: str | None
+
+
 class MonitoringAlertData(BaseModel):
     alert_id: str
+    run_id: str
     firm_id: str
-    rule: str = Field(description="grade_down, pd_ratio, overdue_supplier_invoices, ...")
-    before: Any
-    after: Any
-    message: str | None = None
+    rule: str = Field(
+        description="grade_down, pd_ratio, overdue_invoices, settlements_drop or "
+        "shipment_problems (docs/portfolio.md)"
+    )
+    text: str = Field(description="What happened, in words.")
+    before: Any = Field(description="The rule's measure at the previous run.")
+    after: Any = Field(description="The rule's measure now.")
     reasons: list[dict[str, Any]] = Field(description="The reasons that moved most.")
+    pd: float
+    grade: str
+    previous: _Previous | None
+    exposure: float | None
+    model: dict[str, str | None]
+    consent_id: str | None
 
 
 def _envelope(name: str, data: type[BaseModel]) -> type[BaseModel]:

@@ -1,7 +1,10 @@
-"""``credit monitor``: drift of the population scored since a date against the training baseline.
+"""``credit monitor``: drift of the population scored since a date against the training baseline;
+``credit monitor portfolio``: re-score every watched firm and raise alerts (docs/portfolio.md).
 
-Exits 1 when the PSI of the score or of any feature crosses the alert threshold, so that a
-scheduler can page someone; 0 otherwise (also when nothing was scored).
+``credit monitor --since D`` exits 1 when the PSI of the score or of any feature crosses the
+alert threshold, so that a scheduler can page someone; 0 otherwise (also when nothing was
+scored). ``monitor`` is a command group whose callback runs the drift report when no
+subcommand is given (register it with ``app.add_typer(monitor.app, name="monitor")``).
 """
 
 from __future__ import annotations
@@ -13,6 +16,11 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+
+app = typer.Typer(
+    help="Drift of the scored population (--since), or a portfolio run (portfolio).",
+    no_args_is_help=False,
+)
 
 
 def _since(value: str) -> datetime:
@@ -232,3 +240,103 @@ def _print_decisioning(console: Any, d: Any) -> None:
                 _pct(row["default_rate"]),
             )
         console.print(t)
+
+
+@app.callback(invoke_without_command=True)
+def _group(
+    ctx: typer.Context,
+    since: Annotated[
+        str | None,
+        typer.Option("--since", help="Decisions scored on or after this date (ISO)."),
+    ] = None,
+    psi_warn: Annotated[float, typer.Option("--psi-warn", help="PSI warning threshold.")] = 0.1,
+    psi_alert: Annotated[
+        float, typer.Option("--psi-alert", help="PSI alert threshold (exit status 1).")
+    ] = 0.25,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="HTML report (default: monitoring/report.html in data dir)."),
+    ] = None,
+    outcome_days: Annotated[
+        int,
+        typer.Option("--outcome-days", help="Match a loan applied this many days after a score."),
+    ] = 31,
+    top: Annotated[int, typer.Option("--top", help="Features shown in the table.")] = 15,
+    alert_on: Annotated[
+        str,
+        typer.Option("--alert-on", help="Exit 1 when 'any' variable or only the 'score' alerts."),
+    ] = "any",
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Also write the figures to this JSON file.")
+    ] = None,
+) -> None:
+    """Drift since --since against the training baseline of the model that scored it (see
+    `credit monitor --since D`); `credit monitor portfolio` re-scores the watched firms."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if since is None:
+        typer.echo("error: missing option '--since' (or a subcommand: portfolio)", err=True)
+        raise typer.Exit(2)
+    monitor(since, psi_warn, psi_alert, out, outcome_days, top, alert_on, json_out)
+
+
+@app.command("portfolio")
+def portfolio(
+    tenant: Annotated[
+        str | None,
+        typer.Option("--tenant", help="Run this tenant's portfolio (default: every tenant's)."),
+    ] = None,
+    register_from_loans: Annotated[
+        bool,
+        typer.Option(
+            "--register-from-loans",
+            help="With --tenant: first watch every firm with a loan record the tenant "
+            "provided (each under its monitoring consent).",
+        ),
+    ] = False,
+    report: Annotated[
+        Path | None,
+        typer.Option("--report", help="With --tenant: write the HTML portfolio report here."),
+    ] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the runs as JSON.")] = False,
+) -> None:
+    """Re-score every watched firm as of now (the batch scoring path, with reasons), compare
+    with its last run and raise the alerts of the tenant's policy (monitoring section); each
+    alert is stored and sent as a monitoring.alert event. See docs/portfolio.md."""
+    from credit.commands import common
+    from credit.errors import UseCaseError
+    from credit.portfolio import Portfolio, render_report
+    from credit.service import Party
+
+    if (register_from_loans or report is not None) and not tenant:
+        raise common.fail("--register-from-loans and --report need --tenant", 2)
+    model = common.load_champion()
+    try:
+        book = Portfolio.of(common.service(model))
+        if register_from_loans and tenant:
+            reg = book.register(Party(tenant), from_loans=True)
+            typer.echo(
+                f"{tenant}: {reg['sent']} firms with loans of the tenant: {reg['registered']} "
+                f"watched ({reg['already_watched']} already), {len(reg['rejected'])} rejected "
+                "(no monitoring consent)"
+            )
+        results = book.run_all(tenant)
+        if report is not None and tenant:
+            report.parent.mkdir(parents=True, exist_ok=True)
+            report.write_text(render_report(book.summary(Party(tenant))), encoding="utf-8")
+    except UseCaseError as exc:
+        raise common.exit_for(exc) from exc
+    if json_out:
+        typer.echo(json.dumps([r.to_dict() for r in results], indent=1))
+    else:
+        if not results:
+            typer.echo("no tenant watches any firm (POST /v1/portfolio/firms)")
+        for r in results:
+            rules = ", ".join(f"{k} {n}" for k, n in r.to_dict()["alerts_by_rule"].items())
+            typer.echo(
+                f"{r.tenant}: run {r.run_id}: {r.scored} of {r.watched} watched firms "
+                f"re-scored ({len(r.skipped)} skipped), {len(r.alerts)} alerts"
+                f"{f' ({rules})' if rules else ''} in {r.seconds:.2f} s"
+            )
+    if report is not None:
+        typer.echo(f"report {report}")

@@ -76,6 +76,15 @@ ROUTES: dict[tuple[str, str], str] = {
     ("POST", "/v1/webhooks/{webhook_id}/test"): "own",
     ("GET", "/v1/events"): "own",
     ("POST", "/v1/events/{event_id}/redeliver"): "own",
+    # the lender's own portfolio: firms registered only under a `monitoring` consent, checked
+    # again at every run (tests/integration/test_portfolio_api.py)
+    ("POST", "/v1/portfolio/firms"): "own",
+    ("GET", "/v1/portfolio/firms"): "own",
+    ("DELETE", "/v1/portfolio/firms/{firm_id}"): "own",
+    ("POST", "/v1/portfolio/runs"): "own",
+    ("GET", "/v1/portfolio/alerts"): "own",
+    ("GET", "/v1/portfolio"): "own",
+    ("GET", "/v1/portfolio/report"): "own",
 }
 
 #: The firm-data routes: how to call one for a firm, and the roles it admits.
