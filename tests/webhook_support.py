@@ -55,16 +55,22 @@ class Receiver:
                     time.sleep(owner.delay)
                 code = owner.status() if callable(owner.status) else owner.status
                 with owner._lock:
-                    owner.received.append((time.monotonic(), dict(self.headers), body, code))
+                    headers = {**dict(self.headers), "x-path": self.path}
+                    owner.received.append((time.monotonic(), headers, body, code))
                 self.send_response(code)
+                if 300 <= code < 400:  # a redirect to another path of this receiver
+                    self.send_header("location", f"http://127.0.0.1:{owner.port}/elsewhere")
                 self.send_header("content-length", "0")
                 self.end_headers()
 
             def log_message(self, *args: Any) -> None:
                 pass
 
-        ThreadingHTTPServer.allow_reuse_address = True
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        class Server(ThreadingHTTPServer):
+            allow_reuse_address = True
+            request_queue_size = 256  # the default 5 resets connections under load
+
+        self._server = Server(("127.0.0.1", self.port), Handler)
         self._server.daemon_threads = True
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return self

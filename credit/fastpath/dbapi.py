@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from contextvars import ContextVar
 from typing import Any, TypeVar
 
@@ -215,8 +215,12 @@ class FastInsert(DirectStatement):
         batches += [(ins.sql, [ins._params(r) for r in more]) for ins, more in also if more]
 
         def work(cur: Any) -> None:
-            for sql, params in batches:
-                cur.executemany(sql, params)
+            # psycopg 3 sends the statements of a pipeline without waiting for each answer:
+            # the decision, its review and its event rows cost one round trip, not three
+            pipeline = getattr(getattr(cur, "connection", None), "pipeline", None)
+            with pipeline() if pipeline is not None and len(batches) > 1 else nullcontext():
+                for sql, params in batches:
+                    cur.executemany(sql, params)
 
         self._execute(work, None, commit=True)
 

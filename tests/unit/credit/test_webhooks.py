@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -56,9 +57,27 @@ class Receiver:
         return httpx.Response(code, headers=headers)
 
 
+class FakeSender:
+    """A dispatcher's sender that hands each attempt to ``receiver`` as an httpx request."""
+
+    def __init__(self, receiver: Receiver) -> None:
+        self.receiver = receiver
+
+    async def __aenter__(self) -> FakeSender:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+    async def post(self, url: str, body: bytes, headers: Any) -> int:
+        return self.receiver(
+            httpx.Request("POST", url, content=body, headers=dict(headers))
+        ).status_code
+
+
 def run(env: dict[str, Any], receiver: Receiver, name: str = "d1") -> Dispatcher:
     d = Dispatcher(
-        env["engine"], lambda: env["settings"], name=name, transport=httpx.MockTransport(receiver)
+        env["engine"], lambda: env["settings"], name=name, sender=lambda s: FakeSender(receiver)
     )
     asyncio.run(asyncio.wait_for(d.run(until_idle=True), 30))
     return d
@@ -377,3 +396,51 @@ def test_a_closed_review_is_an_event_a_pending_second_is_not(env: dict[str, Any]
         f"rev_{2:032x}", "bank-a", holder="bob", outcome="approved", reason_codes=["RA01"], **kw
     )
     assert len(table(engine, events)) == 2
+
+
+@pytest.mark.postgres
+def test_on_postgresql_a_failed_decision_write_leaves_no_event(tmp_path: Path) -> None:
+    from tests.api_support import fresh_pg_database
+
+    with fresh_pg_database("tc_outbox") as (url, _, _):
+        engine = make_engine(url)
+        upgrade(engine)
+        audit = AuditLog(engine)
+        model = train_model()
+        d = _decision(model)
+        audit.record([d], "bank-a", None, ["h1"])
+        # the decision and its event go in one pipeline: the duplicate fails it all
+        with pytest.raises(AuditUnavailableError):
+            audit.record([_decision(model, "F2"), d], "bank-a", None, ["h2", "h1"])
+        assert len(table(engine, events)) == 1
+        audit.record([_decision(model, "F3")], "bank-a", None, ["h3"])  # the pool is sound
+        assert len(table(engine, events)) == 2
+        engine.dispose()
+
+
+def test_the_network_sender_follows_no_redirect_and_keeps_to_the_timeout(
+    env: dict[str, Any],
+) -> None:
+    from credit.webhooks import HttpSender
+    from tests.webhook_support import Receiver as LoopbackReceiver
+
+    engine = env["engine"]
+    settings = env["settings"].model_copy(update={"webhooks_timeout_seconds": 0.3})
+    moved = LoopbackReceiver(status=302).start()
+    slow = LoopbackReceiver(delay=1.0).start()
+    try:
+        hooks = WebhookStore(engine, lambda: settings)
+        hooks.create("bank-a", moved.url, ["decision.created"])
+        hooks.create("bank-a", slow.url, ["decision.created"])
+        put(engine, event_row("bank-a", "decision.created", {}))
+        d = Dispatcher(engine, lambda: settings, name="net", sender=HttpSender)
+        asyncio.run(asyncio.wait_for(d.run(until_idle=True), 30))
+    finally:
+        moved.stop()
+        slow.stop()
+    paths = [h["x-path"] for _, h, _, _ in moved.received]
+    assert paths == ["/hook"] * 3  # three attempts, none to the redirect's target
+    atts = table(engine, delivery_attempts)
+    errors = Counter((a["status_code"], (a["error"] or "").split(":")[0]) for a in atts)
+    assert errors == {(302, "HTTP 302"): 3, (None, "timed out"): 3}
+    assert all(a["latency_ms"] < 900 for a in atts if a["status_code"] is None)
