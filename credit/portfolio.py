@@ -217,7 +217,7 @@ def _store_frames(
     since = {
         "payments": t - timedelta(days=365 * 3),  # overdue invoices may be old
         "shipments": t - timedelta(days=window_days),
-        "customs": t - timedelta(days=365),
+        "customs": t - timedelta(days=365 * 3),  # a firm's main market: its last year of exports
     }
     where = {
         "payments": "r.occurred_at < $now AND ((r.kind = 'settlement' AND r.paid_at >= $since2 "
@@ -323,7 +323,8 @@ def record_signals(
     ``settlements_90d`` / ``settlements_prev_90d`` (platform settlements paid in the last 90
     days and the 90 before), ``shipments_closed`` / ``shipments_returned_or_lost`` (shipped in
     the last ``window_days``, closed by now), ``market`` (the destination country with the
-    most export value declared in 365 days) and ``regime`` (the customs regime with the most).
+    most export value declared in the 365 days up to the firm's last export declaration) and
+    ``regime`` (the customs regime with the most).
     """
     firms = sorted(sources)
     t = _naive(now)
@@ -381,11 +382,11 @@ def record_signals(
     c = frames["customs"]
     if not c.empty:
         c["declared_at"] = pd.to_datetime(c["declared_at"])
-        c = c[
-            (c["direction"] == "export")
-            & (c["declared_at"] < t)
-            & (c["declared_at"] >= t - timedelta(days=365))
-        ]
+        c = c[(c["direction"] == "export") & (c["declared_at"] < t)]
+        # the firm's last year of exports (up to now): a firm that stopped exporting keeps the
+        # market and regime it had, rather than becoming "unknown"
+        last = c.groupby("firm_id")["declared_at"].transform("max")
+        c = c[c["declared_at"] >= last - timedelta(days=365)]
         for key, col in (("market", "destination_country"), ("regime", "regime")):
             sums = c.groupby(["firm_id", col])["value_usd"].sum().reset_index()
             sums = sums.sort_values(["firm_id", "value_usd", col], ascending=[True, False, True])

@@ -2,7 +2,8 @@
 # The tradecredit demo, end to end on embedded defaults. `make demo` runs it with .venv/bin on PATH.
 #
 #   simulate -> ingest -> train + promote -> materialize features -> API keys -> serve ->
-#   providers push a seller's records, a lender asks for consent, the seller agrees, scores
+#   providers push a seller's records, a lender asks for consent, the seller agrees, scores ->
+#   decisions and reviews -> webhooks and portfolio monitoring
 #
 # Everything it writes lives in the data directory var/demo (override TRADECREDIT_DATA_DIR).
 # DEMO_FIRMS (default 2000), DEMO_PORT (default 8000); DEMO_SERVE=0 stops after the setup
@@ -23,19 +24,19 @@ step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 rm -rf "$data"
 mkdir -p "$data"
 
-step "1/8 Simulate ${firms} cross-border e-commerce firms over 36 months from 2023-01 (seed 7)"
+step "1/9 Simulate ${firms} cross-border e-commerce firms over 36 months from 2023-01 (seed 7)"
 credit simulate --firms "$firms" --start 2023-01 --months 36 --seed 7 --out "$data/world"
 
-step "2/8 Ingest the five record files into the DuckDB record store (every row validated)"
+step "2/9 Ingest the five record files into the DuckDB record store (every row validated)"
 credit ingest "$data/world"
 
-step "3/8 Train the calibrated LightGBM PD model and the scorecard baseline; promote to champion"
+step "3/9 Train the calibrated LightGBM PD model and the scorecard baseline; promote to champion"
 credit train --truth "$data/world/truth.parquet" --promote
 
-step "4/8 Materialize the latest features of every firm into the online store"
+step "4/9 Materialize the latest features of every firm into the online store"
 credit features materialize
 
-step "5/8 Create API keys: two lenders, three platforms, two reviewers (only their hashes are stored)"
+step "5/9 Create API keys: two lenders, three platforms, two reviewers (only their hashes are stored)"
 lender_key=$(credit keys create --tenant demo-lender --role lender --note "make demo")
 echo "lender key (demo-lender): $lender_key"
 DEMO_LENDER_KEY="$lender_key"
@@ -50,9 +51,11 @@ export DEMO_LENDER_KEY DEMO_OTHER_KEY DEMO_MARKET_KEY DEMO_CUSTOMS_KEY DEMO_PLAT
 echo "and keys for other-lender, demo-market, demo-customs (providers), demo-platform and two"
 echo "reviewers at demo-lender (Ana Reviewer, Ben Second)"
 
-step "6/8 Start the scoring service on $base"
+step "6/9 Start the scoring service on $base"
 echo "(service logs: $data/service.log)"
-credit serve --host 127.0.0.1 --port "$port" >"$data/service.log" 2>&1 &
+# the demo's webhook receiver listens on loopback: allowed for development only
+TRADECREDIT_WEBHOOKS_ALLOW_LOOPBACK=true \
+  credit serve --host 127.0.0.1 --port "$port" >"$data/service.log" 2>&1 &
 server=$!
 trap 'kill $server 2>/dev/null || true' EXIT INT TERM
 for _ in $(seq 1 120); do
@@ -65,14 +68,14 @@ for _ in $(seq 1 120); do
 done
 curl -fs "$base/readyz" >/dev/null || { echo "the service did not become ready" >&2; exit 1; }
 
-step "7/8 Three parties: providers push a seller's records, a lender asks, the seller agrees (docs/consent.md)"
+step "7/9 Three parties: providers push a seller's records, a lender asks, the seller agrees (docs/consent.md)"
 DEMO_DECISION_FILE="$data/story_decision" python "$(dirname "$0")/demo_story.py" story "$base"
 
 echo
 echo "-- The operator replays demo-lender's decision: credit decisions replay $(cat "$data/story_decision")"
 credit decisions replay "$(cat "$data/story_decision")" >/dev/null
 
-step "8/8 Approve, decline or refer; the review queue with four eyes; an adverse-action notice (docs/decisioning.md)"
+step "8/9 Approve, decline or refer; the review queue with four eyes; an adverse-action notice (docs/decisioning.md)"
 DEMO_REVIEW_FILE="$data/review_decision" python "$(dirname "$0")/demo_story.py" decisions "$base"
 
 firm=$(python "$(dirname "$0")/demo_firm.py")
@@ -87,6 +90,9 @@ curl -fs -X POST "$base/v1/score" -H "X-API-Key: $lender_key" \
   -H 'Content-Type: application/json' -d "{\"firm_id\": \"$firm\"}" | python -m json.tool
 
 bash scripts/demo_offers.sh "$firm" "$lender_key" "$base"
+
+step "9/9 Events and monitoring: signed webhooks, a watched firm gets worse (docs/webhooks.md, docs/portfolio.md)"
+python "$(dirname "$0")/demo_story.py" events "$base" "$firm"
 
 cat <<TXT
 

@@ -3,6 +3,7 @@
     python scripts/demo_story.py story BASE_URL
     python scripts/demo_story.py consent BASE_URL FIRM TENANT_KEY_VAR...
     python scripts/demo_story.py decisions BASE_URL
+    python scripts/demo_story.py events BASE_URL FIRM
 
 ``story``: two providers push a new seller's records, a lender asks for consent, the seller
 approves on the printed link, the lender scores; a second lender without consent gets 404;
@@ -13,7 +14,8 @@ keys). ``consent``: the seller of FIRM
 approves a request of each tenant whose API key is in the named environment variables (for the
 rest of the demo). The keys come from environment variables (DEMO_MARKET_KEY, DEMO_CUSTOMS_KEY,
 DEMO_LENDER_KEY, DEMO_OTHER_KEY); the seller's clicks are made as the page's form would post
-them.
+them. ``events``: demo-lender's webhook receives signed events; FIRM is watched under a
+monitoring consent and raises an alert when its supplier invoices go overdue.
 """
 
 from __future__ import annotations
@@ -322,8 +324,115 @@ def decisions(base: str, out_file: str | None) -> None:
                 print(f"   notice reason {r['code']} {r['text']}")
 
 
+def events(base: str, firm: str) -> None:
+    """demo-lender subscribes a local receiver to its events, watches ``firm`` under a
+    monitoring consent, and sees a signed ``monitoring.alert`` when the firm's supplier
+    invoices go overdue (docs/webhooks.md, docs/portfolio.md)."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from standardwebhooks.webhooks import Webhook
+
+    lender, market = os.environ["DEMO_LENDER_KEY"], os.environ["DEMO_MARKET_KEY"]
+    got: list[tuple[dict[str, str], bytes]] = []
+
+    class Receiver(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802
+            body = self.rfile.read(int(self.headers.get("content-length", 0)))
+            got.append(({k.lower(): v for k, v in self.headers.items()}, body))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/tradecredit"
+    say(f"demo-lender registers a webhook: its receiver at {url}")
+    status, hook = call(base, "POST", "/v1/webhooks", lender, {
+        "url": url, "event_types": ["decision.created", "consent.granted", "monitoring.alert"],
+        "description": "make demo",
+    })  # fmt: skip
+    assert status == 201, hook
+    print(f"   {hook['webhook_id']}: {', '.join(hook['event_types'])}; signing secret "
+          f"{hook['secret'][:12]}... (shown once)")  # fmt: skip
+    verifier = Webhook(hook["secret"])
+
+    def wait(kind: str, match: Any = lambda data: True) -> list[dict[str, Any]]:
+        deadline = datetime.now(UTC) + timedelta(seconds=15)
+        while datetime.now(UTC) < deadline:
+            found = []
+            for headers, body in list(got):
+                event = verifier.verify(body, headers)  # raises unless signed with the secret
+                if event["type"] == kind and match(event["data"]):
+                    found.append({**event, "webhook-id": headers["webhook-id"]})
+            if found:
+                return found
+            import time
+
+            time.sleep(0.1)
+        raise SystemExit(f"no {kind} event arrived in 15 s")
+
+    say(f"demo-market pushes this week's settlement of {firm} (its records are current)")
+    week = datetime.now(UTC) - timedelta(days=3)
+    push(base, market, {"payments": [
+        {"payment_id": "demo-settlement-1", "firm_id": firm, "kind": "settlement",
+         "direction": "in", "amount_usd": 5200.0, "currency": "USD", "counterparty_id": "amazon",
+         "occurred_at": week.isoformat(), "paid_at": week.isoformat()}
+    ]})  # fmt: skip
+    say(f"demo-lender asks the seller of {firm} to be watched (purpose monitoring)")
+    status, asked = call(base, "POST", f"/v1/firms/{firm}/consent-requests", lender, {
+        "purposes": ["monitoring"], "months": 12, "sources": ["operator", "demo-market"],
+    })  # fmt: skip
+    assert status == 201, asked
+    approve(base, asked["path"])
+    cid = asked["consent"]["consent_id"]
+    (granted,) = wait("consent.granted", lambda d: d["consent_id"] == cid)
+    print(f"   received consent.granted {granted['webhook-id']}: purposes "
+          f"{granted['data']['purposes']}, sources {granted['data']['sources']}")  # fmt: skip
+    status, reg = call(base, "POST", "/v1/portfolio/firms", lender,
+                       {"firm_ids": [firm], "exposures": {firm: 60000}})  # fmt: skip
+    assert status == 200, reg
+    print(f"   POST /v1/portfolio/firms: sent {reg['sent']} = registered {reg['registered']} + "
+          f"rejected {len(reg['rejected'])}")  # fmt: skip
+    status, run = call(base, "POST", "/v1/portfolio/runs", lender)
+    assert status == 200, run
+    print(f"   first portfolio run: {run['scored']} firm scored, {run['alerts']} alerts")
+    status, scored = score(base, lender, firm)
+    assert status == 200, scored
+    did = scored["decision_id"]
+    (decision,) = wait("decision.created", lambda d: d["decision_id"] == did)
+    print(f"   POST /v1/score, then received decision.created {decision['webhook-id']}: grade "
+          f"{decision['data']['grade']}, PD {decision['data']['pd']:.4f}")  # fmt: skip
+
+    say(f"demo-market pushes two supplier invoices of {firm} now a month past due")
+    now = datetime.now(UTC)
+    push(base, market, {"payments": [
+        {"payment_id": f"demo-overdue-{i}", "firm_id": firm, "kind": "supplier_payment",
+         "direction": "out", "amount_usd": 4800.0 + 700 * i, "currency": "USD",
+         "counterparty_id": "demo-supplier", "occurred_at": (now - timedelta(days=60)).isoformat(),
+         "due_at": (now - timedelta(days=30)).isoformat()}
+        for i in range(2)
+    ]})  # fmt: skip
+    status, run = call(base, "POST", "/v1/portfolio/runs", lender)
+    assert status == 200, run
+    print(f"   second portfolio run: {run['scored']} firm scored, {run['alerts']} alert(s)")
+    for alert in wait("monitoring.alert"):
+        d = alert["data"]
+        print(f"   received monitoring.alert {alert['webhook-id']}, signature verified "
+              f"(standardwebhooks): {d['rule']} {d['before']} -> {d['after']}: {d['text']}")
+        for r in d["reasons"][:3]:
+            print(f"      moved most: {r.get('code')} {r.get('text')}")
+    print(f"   the portfolio report: {base}/v1/portfolio/report (X-API-Key: demo-lender's key)")
+    call(base, "DELETE", f"/v1/webhooks/{hook['webhook_id']}", lender)
+    server.shutdown()
+
+
 if __name__ == "__main__":
-    if sys.argv[1] == "story":
+    if sys.argv[1] == "events":
+        events(sys.argv[2], sys.argv[3])
+    elif sys.argv[1] == "story":
         story(sys.argv[2])
     elif sys.argv[1] == "decisions":
         decisions(sys.argv[2], os.environ.get("DEMO_REVIEW_FILE"))

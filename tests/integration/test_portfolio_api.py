@@ -15,7 +15,6 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from api.main import create_app
-from api.routes import portfolio as portfolio_routes
 from credit.consent import ConsentStore
 from credit.events import events
 from credit.keys import create_key
@@ -35,8 +34,6 @@ def svc(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict[str, An
         store = make_store()
         model = train_model()
         app = create_app(settings=settings, model_loader=lambda s: model, online_store=store)
-        if not any(getattr(r, "path", "") == "/v1/portfolio" for r in app.routes):
-            app.include_router(portfolio_routes.router)
         with TestClient(app) as c:
             engine = app.state.service.engine
             keys = {
