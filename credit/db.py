@@ -254,6 +254,15 @@ def upgrade(engine: Engine | None = None, revision: str = "head") -> None:
     command.upgrade(alembic_config(engine), revision)
 
 
+def head_revision() -> str:
+    """The newest revision the packaged migrations define (what :func:`upgrade` reaches)."""
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory(str(MIGRATIONS_DIR)).get_current_head()
+    assert head is not None
+    return str(head)
+
+
 def current_revision(engine: Engine | None = None) -> str | None:
     """The schema revision the database is at (``None`` before the first migration)."""
     from alembic.runtime.migration import MigrationContext

@@ -418,7 +418,12 @@ def events(base: str, firm: str) -> None:
     status, run = call(base, "POST", "/v1/portfolio/runs", lender)
     assert status == 200, run
     print(f"   second portfolio run: {run['scored']} firm scored, {run['alerts']} alert(s)")
-    for alert in wait("monitoring.alert"):
+    alerts = wait("monitoring.alert")
+    print("   the first alert as the receiver got it (body verified with standardwebhooks):")
+    shown = {k: v for k, v in alerts[0].items() if k != "webhook-id"}
+    print("      webhook-id: " + alerts[0]["webhook-id"])
+    print("\n".join("      " + line for line in json.dumps(shown, indent=2).splitlines()))
+    for alert in alerts:
         d = alert["data"]
         print(f"   received monitoring.alert {alert['webhook-id']}, signature verified "
               f"(standardwebhooks): {d['rule']} {d['before']} -> {d['after']}: {d['text']}")

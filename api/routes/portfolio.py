@@ -198,7 +198,13 @@ def portfolio(
     description="`GET /v1/portfolio` as one self-contained HTML page with its figures. "
     "Roles: lender, admin.",
     response_class=HTMLResponse,
-    responses=_ERR,
+    responses={  # the page is HTML; its errors are the API's JSON errors
+        code: {
+            "description": r["description"],
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorOut"}}},
+        }
+        for code, r in _ERR.items()
+    },
 )
 def report(principal: Lender, service: ServiceDep) -> HTMLResponse:
     return HTMLResponse(render_report(Portfolio.of(service).summary(principal)))

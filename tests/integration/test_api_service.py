@@ -175,7 +175,7 @@ def pg_url() -> Iterator[str]:
 def test_audit_log_and_keys_on_postgresql(
     pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from credit.db import current_revision, make_engine, upgrade
+    from credit.db import current_revision, head_revision, make_engine, upgrade
 
     monkeypatch.setenv("TRADECREDIT_DATABASE_URL", pg_url)
     get_settings.cache_clear()
@@ -184,7 +184,7 @@ def test_audit_log_and_keys_on_postgresql(
     app = create_app(settings=settings, model_loader=lambda s: model, online_store=make_store())
     with TestClient(app) as c:
         engine = app.state.service.engine
-        assert engine.dialect.name == "postgresql" and current_revision(engine) == "0006"
+        assert engine.dialect.name == "postgresql" and current_revision(engine) == head_revision()
         upgrade(make_engine(pg_url))  # idempotent
         _, a = create_key(engine, "bank-a", "lender")
         _, b = create_key(engine, "bank-b", "lender")

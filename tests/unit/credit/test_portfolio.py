@@ -184,3 +184,30 @@ def test_signals_from_the_record_store_under_the_consent_sources(tmp_path: Path)
     assert {"settlements_drop", "shipment_problems"} <= {
         a["rule"] for a in fired_rules(RULES, GRADES, None, after)
     }
+
+
+def test_the_schedule_runs_every_portfolio_at_its_interval(monkeypatch: Any) -> None:
+    import asyncio
+
+    import credit.portfolio as portfolio_mod
+
+    calls: list[tuple[Any, str]] = []
+
+    class Stub:
+        def run_all(self, tenant: Any, *, trigger: str) -> list[Any]:
+            calls.append((tenant, trigger))
+            if len(calls) == 2:
+                raise RuntimeError("a failed run is logged; the next comes at its time")
+            return []
+
+    monkeypatch.setattr(portfolio_mod.Portfolio, "of", classmethod(lambda cls, svc: Stub()))
+
+    async def main() -> None:
+        task = asyncio.create_task(
+            portfolio_mod.run_portfolio_schedule(lambda: None, lambda: 0.05 / 60)  # type: ignore[arg-type, return-value]
+        )
+        await asyncio.sleep(0.4)
+        task.cancel()
+
+    asyncio.run(main())
+    assert 4 <= len(calls) <= 9 and set(calls) == {(None, "schedule")}
