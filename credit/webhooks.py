@@ -47,7 +47,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from standardwebhooks.webhooks import Webhook
 
 from credit.db import json_bytes
-from credit.errors import InvalidInputError, NotFoundError, UnavailableError
+from credit.errors import InvalidInputError, NotFoundError, UnavailableError, UseCaseError
 from credit.events import (
     EVENT_TYPES,
     deliveries,
@@ -68,6 +68,12 @@ DB_DOWN = "the service database is unavailable; retry later"
 USER_AGENT = "tradecredit-webhooks/1"
 #: Event types an endpoint may subscribe to (test events go to the endpoint tested).
 SUBSCRIBABLE = tuple(t for t in EVENT_TYPES if t != "webhook.test")
+
+
+class NothingToRedeliverError(UseCaseError):
+    """The event has no delivery that can be queued again (409)."""
+
+    status = 409
 
 
 def _now() -> datetime:
@@ -369,7 +375,7 @@ class WebhookStore:
                 if row is None:
                     raise NotFoundError(f"no event {event_id!r} for you (see GET /v1/events)")
                 live = sa.select(webhooks.c.webhook_id).where(webhooks.c.deleted_at.is_(None))
-                conn.execute(
+                queued = conn.execute(
                     deliveries.update()
                     .where(
                         deliveries.c.event_id == event_id,
@@ -382,10 +388,23 @@ class WebhookStore:
                         next_attempt_at=now,
                         delivered_at=None,
                     )
-                )
+                ).rowcount
                 (out,) = self._with_deliveries(conn, [row])
         except SQLAlchemyError as exc:
             raise UnavailableError(DB_DOWN) from exc
+        if not queued and not any(
+            d["status"] in ("pending", "delivering") for d in out["deliveries"]
+        ):
+            raise NothingToRedeliverError(
+                f"nothing to redeliver for {event_id}: "
+                + (
+                    "its endpoints were deleted"
+                    if out["deliveries"]
+                    else "none of your endpoints took its type when it happened"
+                    if row["fanned_out"]
+                    else "it is not fanned out yet; its deliveries start within a second"
+                )
+            )
         written()
         return out
 

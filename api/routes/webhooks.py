@@ -204,7 +204,11 @@ def list_events(
     description="Queues the event's deliveries again with a fresh set of attempts (a failed "
     "one, or one delivered already: receivers drop a duplicate by its `webhook-id`).",
     response_model=EventOut,
-    responses={**_ERR, **_404},
+    responses={
+        **_ERR,
+        **_404,
+        409: {"model": ErrorOut, "description": "Nothing to redeliver (endpoints deleted)."},
+    },
 )
 def redeliver(principal: Caller, service: ServiceDep, event_id: EventId) -> dict[str, Any]:
     return service.redeliver_event(event_id, caller=principal)

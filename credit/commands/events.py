@@ -100,4 +100,5 @@ def redeliver(
         out = WebhookStore(_engine(), get_settings).redeliver(tenant, event_id)
     except UseCaseError as exc:
         raise common.exit_for(exc) from exc
-    typer.echo(f"{out['event_id']}: {len(out['deliveries'])} deliveries queued")
+    queued = sum(d["status"] in ("pending", "delivering") for d in out["deliveries"])
+    typer.echo(f"{out['event_id']}: {queued} of {len(out['deliveries'])} deliveries queued")

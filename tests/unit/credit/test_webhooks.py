@@ -23,7 +23,14 @@ from credit.decisions import decide
 from credit.errors import AuditUnavailableError, InvalidInputError, NotFoundError
 from credit.events import deliveries, delivery_attempts, emit, event_row, events
 from credit.settings import Settings
-from credit.webhooks import Dispatcher, WebhookStore, backoff, check_url, sign
+from credit.webhooks import (
+    Dispatcher,
+    NothingToRedeliverError,
+    WebhookStore,
+    backoff,
+    check_url,
+    sign,
+)
 from tests.api_support import firm_features, train_model
 
 
@@ -243,6 +250,16 @@ def test_a_deleted_endpoint_gets_nothing_more(env: dict[str, Any]) -> None:
     assert rx.requests == []
     (dl,) = table(engine, deliveries)
     assert dl["status"] == "failed" and dl["last_error"] == "endpoint deleted"
+    (ev,) = table(engine, events)
+    with pytest.raises(NothingToRedeliverError, match="endpoints were deleted"):
+        hooks.redeliver("bank-a", ev["event_id"])
+    late = event_row("bank-a", "decision.created", {})
+    put(engine, late)
+    with pytest.raises(NothingToRedeliverError, match="not fanned out"):
+        hooks.redeliver("bank-a", late["event_id"])
+    Dispatcher(engine, lambda: env["settings"], name="d1").fan_out()
+    with pytest.raises(NothingToRedeliverError, match="none of your endpoints"):
+        hooks.redeliver("bank-a", late["event_id"])
 
 
 def test_an_expired_lease_is_claimed_again_and_the_lost_attempt_abandoned(
