@@ -152,7 +152,16 @@ alerts = sa.Table(
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("created_at", _TS, nullable=False),
     sa.Column("event_id", sa.String(40)),
+    sa.Column("closed_at", _TS),
+    sa.Column("closed_by", sa.String(80)),
+    sa.Column("close_note", sa.String(2000)),
 )
+
+
+class AlertClosedError(UseCaseError):
+    """The alert is closed already (409)."""
+
+    status = 409
 
 
 def new_run_id() -> str:
@@ -1095,6 +1104,39 @@ class Portfolio:
             raise UnavailableError(DB_DOWN) from exc
         return [_alert_dict(r) for r in rows]
 
+    def close_alert(self, caller: Caller, alert_id: str, note: str) -> dict[str, Any]:
+        """Close one of the caller's open alerts (handled), with who and why; 404 for an
+        alert of another tenant, 409 when it is closed already."""
+        a = alerts.c
+        now = datetime.now(UTC)
+        by = (caller.key_id or caller.tenant)[:80]
+        try:
+            with self.engine.begin() as conn:
+                row = (
+                    conn.execute(
+                        sa.select(alerts).where(a.alert_id == alert_id, a.tenant == caller.tenant)
+                    )
+                    .mappings()
+                    .first()
+                )
+                if row is None:
+                    raise NotFoundError(
+                        f"no alert {alert_id!r} for you (see GET /v1/portfolio/alerts)"
+                    )
+                done = conn.execute(
+                    alerts.update()
+                    .where(a.alert_id == alert_id, a.status == "open")
+                    .values(status="closed", closed_at=now, closed_by=by, close_note=note)
+                ).rowcount
+                if done != 1:
+                    raise AlertClosedError(
+                        f"alert {alert_id} was closed already ({_iso(row['closed_at'])})"
+                    )
+                row = conn.execute(sa.select(alerts).where(a.alert_id == alert_id)).mappings().one()
+        except SQLAlchemyError as exc:
+            raise UnavailableError(DB_DOWN) from exc
+        return _alert_dict(row)
+
     def summary(self, caller: Caller, alert_limit: int = 100) -> dict[str, Any]:
         """The portfolio at its last run: exposure and expected loss (exposure x PD x LGD) by
         grade, main market, customs regime and product; the grade migration since the run
@@ -1277,6 +1319,9 @@ def _alert_dict(r: Any) -> dict[str, Any]:
         "status": r["status"],
         "created_at": _iso(r["created_at"]),
         "event_id": r["event_id"],
+        "closed_at": _iso(r["closed_at"]),
+        "closed_by": r["closed_by"],
+        "close_note": r["close_note"],
     }
 
 

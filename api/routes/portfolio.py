@@ -94,9 +94,19 @@ class AlertOut(BaseModel):
     reasons: list[dict[str, Any]] = Field(
         description="The reason codes whose SHAP contributions moved most between the runs."
     )
-    status: str
+    status: Literal["open", "closed"]
     created_at: str | None
     event_id: str | None
+    closed_at: str | None = None
+    closed_by: str | None = Field(None, description="The key that closed it.")
+    close_note: str | None = None
+
+
+class AlertCloseIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    note: str = Field(
+        min_length=1, max_length=2000, examples=["Called the seller: invoices paid on Friday."]
+    )
 
 
 class AlertList(BaseModel):
@@ -176,6 +186,27 @@ def list_alerts(
         principal, None if status == "all" else status, limit=limit
     )
     return {"alerts": found}
+
+
+@router.post(
+    "/portfolio/alerts/{alert_id}/close",
+    summary="Close an alert",
+    description="Mark one of your open alerts handled, with a note; it leaves the open "
+    "alerts of the portfolio and its report. Roles: lender, admin.",
+    response_model=AlertOut,
+    responses={
+        **_ERR,
+        404: {"model": ErrorOut, "description": "No such alert for this tenant."},
+        409: {"model": ErrorOut, "description": "The alert is closed already."},
+    },
+)
+def close_alert(
+    principal: Lender,
+    service: ServiceDep,
+    alert_id: Annotated[str, Path(pattern=r"^alr_[0-9a-f]{32}$")],
+    body: AlertCloseIn,
+) -> dict[str, Any]:
+    return Portfolio.of(service).close_alert(principal, alert_id, body.note)
 
 
 @router.get(

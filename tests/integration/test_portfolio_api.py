@@ -188,3 +188,26 @@ def test_a_worse_firm_raises_alerts_stored_and_sent_as_events(svc: dict[str, Any
     assert "data:image/png;base64" in page.text and target in page.text
     # a third run with nothing new raises nothing new
     assert c.post("/v1/portfolio/runs", headers=h(keys["a"])).json()["alerts"] == 0
+    # a handled alert is closed by its lender only, once, and leaves the open alerts
+    aid = overdue["alert_id"]
+    note = {"note": "Called the seller: the invoices are paid."}
+    assert (
+        c.post(f"/v1/portfolio/alerts/{aid}/close", json=note, headers=h(keys["b"])).status_code
+        == 404
+    )
+    r = c.post(f"/v1/portfolio/alerts/{aid}/close", json=note, headers=h(keys["a"]))
+    assert r.status_code == 200, r.text
+    assert r.json()["status"] == "closed" and r.json()["close_note"] == note["note"]
+    assert r.json()["closed_by"] and r.json()["closed_at"]
+    again = c.post(f"/v1/portfolio/alerts/{aid}/close", json=note, headers=h(keys["a"]))
+    assert again.status_code == 409 and "closed already" in again.text
+    assert (
+        c.post(f"/v1/portfolio/alerts/{aid}/close", json={}, headers=h(keys["a"])).status_code
+        == 422
+    )
+    still = c.get("/v1/portfolio", headers=h(keys["a"])).json()["open_alerts"]["total"]
+    assert still == len(listed) - 1
+    open_ids = {
+        x["alert_id"] for x in c.get("/v1/portfolio/alerts", headers=h(keys["a"])).json()["alerts"]
+    }
+    assert aid not in open_ids

@@ -83,6 +83,7 @@ ROUTES: dict[tuple[str, str], str] = {
     ("DELETE", "/v1/portfolio/firms/{firm_id}"): "own",
     ("POST", "/v1/portfolio/runs"): "own",
     ("GET", "/v1/portfolio/alerts"): "own",
+    ("POST", "/v1/portfolio/alerts/{alert_id}/close"): "own",
     ("GET", "/v1/portfolio"): "own",
     ("GET", "/v1/portfolio/report"): "own",
 }

@@ -106,6 +106,7 @@ TENANT_DATA_ENDPOINTS = {
     "DELETE /v1/webhooks/{webhook_id}",
     "POST /v1/webhooks/{webhook_id}/test",
     "POST /v1/events/{event_id}/redeliver",
+    "POST /v1/portfolio/alerts/{alert_id}/close",  # tests/integration/test_portfolio_api.py
 }
 
 

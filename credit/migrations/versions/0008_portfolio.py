@@ -92,6 +92,10 @@ def upgrade() -> None:
         sa.Column("status", sa.String(16), nullable=False),
         sa.Column("created_at", _TS, nullable=False),
         sa.Column("event_id", sa.String(40), nullable=True),
+        # closed by the lender once handled: who, when and why
+        sa.Column("closed_at", _TS, nullable=True),
+        sa.Column("closed_by", sa.String(80), nullable=True),
+        sa.Column("close_note", sa.String(2000), nullable=True),
     )
     op.create_index("ix_alerts_tenant_created", "alerts", ["tenant", "created_at"])
     op.create_index("ix_alerts_tenant_firm", "alerts", ["tenant", "firm_id"])
