@@ -211,3 +211,20 @@ def test_a_worse_firm_raises_alerts_stored_and_sent_as_events(svc: dict[str, Any
         x["alert_id"] for x in c.get("/v1/portfolio/alerts", headers=h(keys["a"])).json()["alerts"]
     }
     assert aid not in open_ids
+
+
+def test_a_run_reads_a_firm_only_while_its_monitoring_consent_holds(svc: dict[str, Any]) -> None:
+    c, keys, engine = svc["c"], svc["keys"], svc["engine"]
+    _register(c, keys["a"], {"firm_ids": FIRMS[:3]})
+    store = ConsentStore(engine)
+    grant_ = store.active("bank-a", FIRMS[1], "monitoring")
+    assert grant_ is not None and grant_.consent_id is not None
+    store.revoke(grant_.consent_id, "seller")
+    run = c.post("/v1/portfolio/runs", headers=h(keys["a"])).json()
+    assert run["watched"] == 3 and run["scored"] == 2, run
+    (skipped,) = run["skipped"]
+    assert skipped["firm_id"] == FIRMS[1] and "monitoring" in skipped["reason"]
+    firms = {
+        f["firm_id"]: f for f in c.get("/v1/portfolio/firms", headers=h(keys["a"])).json()["firms"]
+    }
+    assert firms[FIRMS[1]]["pd"] is None  # never scored: nothing of its data was read

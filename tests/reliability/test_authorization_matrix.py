@@ -5,9 +5,11 @@ fails :func:`test_every_route_of_the_schema_is_classified`, so a new route is co
 ships. The routes that read a firm's data are then called by every role of one tenant, for
 firms in each consent state (none, active, expired, revoked, another lender's, narrower scope,
 another purpose), and for a firm that does not exist: the answer is 200 only under an active
-consent covering the purpose, and otherwise exactly the unknown firm's 404 (same status, same
-message), so nobody learns which firms exist. Routes that return stored data are checked for
-tenant isolation; provider-only routes refuse the other roles.
+consent covering the route's purpose (credit assessment; monitoring for the portfolio), and
+otherwise exactly the unknown firm's 404 (same status, same message; for the portfolio's
+registration, the same rejection reason), so nobody learns which firms exist. Routes that
+return stored data are checked for tenant isolation; provider-only routes refuse the other
+roles.
 """
 
 from __future__ import annotations
@@ -78,7 +80,7 @@ ROUTES: dict[tuple[str, str], str] = {
     ("POST", "/v1/events/{event_id}/redeliver"): "own",
     # the lender's own portfolio: firms registered only under a `monitoring` consent, checked
     # again at every run (tests/integration/test_portfolio_api.py)
-    ("POST", "/v1/portfolio/firms"): "own",
+    ("POST", "/v1/portfolio/firms"): "firm",
     ("GET", "/v1/portfolio/firms"): "own",
     ("DELETE", "/v1/portfolio/firms/{firm_id}"): "own",
     ("POST", "/v1/portfolio/runs"): "own",
@@ -108,6 +110,19 @@ FIRM_CALLS: dict[str, tuple[tuple[str, ...], Any]] = {
         ("platform",),
         lambda c, f, k: c.post(f"/v1/firms/{f}/seller-link", headers=k),
     ),
+    "POST /v1/portfolio/firms": (
+        ("lender", "admin"),
+        lambda c, f, k: c.post("/v1/portfolio/firms", json={"firm_ids": [f]}, headers=k),
+    ),
+}
+
+#: The purpose a firm-data route needs (default: credit assessment). Its firms are a second
+#: set, in the same consent states for that purpose ("other_purpose": credit assessment only).
+PURPOSE = {"POST /v1/portfolio/firms": "monitoring"}
+NOT_SHARED_FOR = {
+    "credit_assessment": "firm {firm} not found or not shared with you",
+    "monitoring": "firm {firm} not found or not shared with you for monitoring (it needs the "
+    "seller's active consent with purpose monitoring)",
 }
 
 
@@ -135,6 +150,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     frames = simulated_records()
     counts = frames["payments"]["firm_id"].value_counts()
     firms = {state: str(counts.index[i]) for i, state in enumerate(STATES)}
+    watched = {state: str(counts.index[len(STATES) + i]) for i, state in enumerate(STATES)}
     with TestClient(app) as c:
         engine = app.state.service.engine
         keys = {
@@ -144,7 +160,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         }
         keys[(MARKET, "platform")] = create_key(engine, MARKET, "platform")[1]
         keys[(CUSTOMS, "platform")] = create_key(engine, CUSTOMS, "platform")[1]
-        for f in firms.values():
+        for f in [*firms.values(), *watched.values()]:
             recs = firm_records(frames, f)
             body_a = {"records": {"firms": recs["firms"], "payments": recs["payments"]}}
             body_b = {"records": {"customs": recs["customs"], "shipments": recs["shipments"]}}
@@ -162,7 +178,15 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         _approved(store, firms["other_lender"], "bank-b")
         _approved(store, firms["narrower"], "bank-a", sources=[MARKET])
         _approved(store, firms["other_purpose"], "bank-a", purposes=["monitoring"])
-        yield {"client": c, "app": app, "keys": keys, "firms": firms}
+        m = {"purposes": ["monitoring"]}
+        _approved(store, watched["active"], "bank-a", **m)
+        _approved(store, watched["expired"], "bank-a", now=long_ago, **m)
+        store.revoke(_approved(store, watched["revoked"], "bank-a", **m), "seller")
+        _approved(store, watched["other_lender"], "bank-b", **m)
+        _approved(store, watched["narrower"], "bank-a", sources=[MARKET], **m)
+        _approved(store, watched["other_purpose"], "bank-a")
+        by_purpose = {"credit_assessment": firms, "monitoring": watched}
+        yield {"client": c, "app": app, "keys": keys, "firms": firms, "by_purpose": by_purpose}
     engine.dispose()
 
 
@@ -192,7 +216,9 @@ def test_firm_data_needs_an_active_consent_of_the_caller(
 ) -> None:
     c, keys = world["client"], world["keys"]
     allowed_roles, call = FIRM_CALLS[route]
-    firm = "GHOST0001" if state == "unknown_firm" else world["firms"][state]
+    purpose = PURPOSE.get(route, "credit_assessment")
+    firms = world["by_purpose"][purpose]
+    firm = "GHOST0001" if state == "unknown_firm" else firms[state]
     r = call(c, firm, h(keys[("bank-a", role)]))
     if role not in allowed_roles:
         assert r.status_code == 403, r.text
@@ -203,6 +229,13 @@ def test_firm_data_needs_an_active_consent_of_the_caller(
         item = body["results"][0]
         status = item["status"]
         body = item.get("error") or item["decision"]
+    if route == "POST /v1/portfolio/firms":  # sent = registered + rejected, with the reason
+        assert status == 200 and body["sent"] == 1, r.text
+        if body["rejected"]:
+            assert body["rejected"][0]["firm_id"] == firm
+            status, body = 404, {"detail": body["rejected"][0]["reason"]}
+        else:
+            assert body["firm_ids"] == [firm]
     if state in ("active", "narrower"):
         assert status in (200, 201), body
         if "decision" in body or "sources" in body:
@@ -211,7 +244,7 @@ def test_firm_data_needs_an_active_consent_of_the_caller(
             assert decision["sources"] == want
         return
     assert status == 404, body
-    assert body["detail"] == f"firm {firm} not found or not shared with you"
+    assert body["detail"] == NOT_SHARED_FOR[purpose].format(firm=firm)
 
 
 def test_the_seller_page_follows_the_consent_of_its_platform(world: dict[str, Any]) -> None:
