@@ -24,6 +24,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
+from credit.decisions import iso
+
 __all__ = [
     "EVENT_TYPES",
     "deliveries",
@@ -199,14 +201,11 @@ def written() -> None:
 
 def event_dict(row: Mapping[str, Any], deliveries: Iterable[Mapping[str, Any]] = ()) -> dict:
     """An event as the API shows it (with its deliveries when given)."""
-    created = row["created_at"]
-    if created.tzinfo is None:
-        created = created.replace(tzinfo=UTC)
     out: dict[str, Any] = {
         "event_id": row["event_id"],
         "type": row["type"],
         "firm_id": row["firm_id"],
-        "created_at": created.isoformat(),
+        "created_at": iso(row["created_at"]),
         "data": row["data"],
     }
     out["deliveries"] = [dict(d) for d in deliveries]

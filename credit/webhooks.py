@@ -47,6 +47,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from standardwebhooks.webhooks import Webhook
 
 from credit.db import json_bytes
+from credit.decisions import iso
 from credit.errors import InvalidInputError, NotFoundError, UnavailableError, UseCaseError
 from credit.events import (
     EVENT_TYPES,
@@ -87,8 +88,7 @@ def _utc(dt: datetime | None) -> datetime | None:
 
 
 def _iso(dt: datetime | None) -> str | None:
-    d = _utc(dt)
-    return None if d is None else d.isoformat()
+    return None if dt is None else iso(dt)
 
 
 # ---- endpoint URLs ------------------------------------------------------------------------
@@ -488,14 +488,8 @@ def backoff(attempt: int, base: float, cap: float, rng: random.Random | None = N
 
 def payload(row: Mapping[Any, Any]) -> bytes:
     """The body of an event, as every attempt sends it (``type``, ``timestamp``, ``data``)."""
-    created = _utc(row["created_at"])
-    assert created is not None
     return json_bytes(
-        {
-            "type": row["type"],
-            "timestamp": created.isoformat().replace("+00:00", "Z"),
-            "data": row["data"],
-        }
+        {"type": row["type"], "timestamp": iso(row["created_at"]), "data": row["data"]}
     )
 
 

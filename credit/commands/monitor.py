@@ -31,10 +31,13 @@ def _since(value: str) -> datetime:
     return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
 
 
+@app.callback(invoke_without_command=True)
 def monitor(
+    ctx: typer.Context,
     since: Annotated[
-        str, typer.Option("--since", help="Decisions scored on or after this date (ISO).")
-    ],
+        str | None,
+        typer.Option("--since", help="Decisions scored on or after this date (ISO)."),
+    ] = None,
     psi_warn: Annotated[float, typer.Option("--psi-warn", help="PSI warning threshold.")] = 0.1,
     psi_alert: Annotated[
         float, typer.Option("--psi-alert", help="PSI alert threshold (exit status 1).")
@@ -63,8 +66,13 @@ def monitor(
     decisions' approval, decline and referral rates by segment with the adverse impact ratio
     (four-fifths rule) and the override rates of the reviews. Writes an HTML
     report; exits 1 when a PSI crosses --psi-alert (the score's or any feature's; only the
-    score's with --alert-on score).
+    score's with --alert-on score). `credit monitor portfolio` re-scores the watched firms.
     """
+    if ctx.invoked_subcommand is not None:
+        return
+    if since is None:
+        typer.echo("error: missing option '--since' (or a subcommand: portfolio)", err=True)
+        raise typer.Exit(2)
     from rich.console import Console
     from rich.table import Table
 
@@ -240,44 +248,6 @@ def _print_decisioning(console: Any, d: Any) -> None:
                 _pct(row["default_rate"]),
             )
         console.print(t)
-
-
-@app.callback(invoke_without_command=True)
-def _group(
-    ctx: typer.Context,
-    since: Annotated[
-        str | None,
-        typer.Option("--since", help="Decisions scored on or after this date (ISO)."),
-    ] = None,
-    psi_warn: Annotated[float, typer.Option("--psi-warn", help="PSI warning threshold.")] = 0.1,
-    psi_alert: Annotated[
-        float, typer.Option("--psi-alert", help="PSI alert threshold (exit status 1).")
-    ] = 0.25,
-    out: Annotated[
-        Path | None,
-        typer.Option("--out", help="HTML report (default: monitoring/report.html in data dir)."),
-    ] = None,
-    outcome_days: Annotated[
-        int,
-        typer.Option("--outcome-days", help="Match a loan applied this many days after a score."),
-    ] = 31,
-    top: Annotated[int, typer.Option("--top", help="Features shown in the table.")] = 15,
-    alert_on: Annotated[
-        str,
-        typer.Option("--alert-on", help="Exit 1 when 'any' variable or only the 'score' alerts."),
-    ] = "any",
-    json_out: Annotated[
-        Path | None, typer.Option("--json", help="Also write the figures to this JSON file.")
-    ] = None,
-) -> None:
-    """Drift since --since against the training baseline of the model that scored it (see
-    `credit monitor --since D`); `credit monitor portfolio` re-scores the watched firms."""
-    if ctx.invoked_subcommand is not None:
-        return
-    if since is None:
-        typer.echo("error: missing option '--since' (or a subcommand: portfolio)", err=True)
-        raise typer.Exit(2)
-    monitor(since, psi_warn, psi_alert, out, outcome_days, top, alert_on, json_out)
 
 
 @app.command("portfolio")
