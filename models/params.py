@@ -23,8 +23,17 @@ def load_params(
     ``overrides`` keys are LightGBM parameter names (``learning_rate``) or dotted paths into the
     file (``split.oot_fraction``); values are parsed as YAML scalars when given as strings.
     """
+    from models.paramspec import validate
+
     p = Path(path) if path else PARAMS_PATH
-    cfg: dict[str, Any] = yaml.safe_load(p.read_text())
+    try:
+        cfg: dict[str, Any] = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise ValueError(f"{p}: not a YAML parameter file ({first})") from exc
+    if not isinstance(cfg, dict):
+        raise ValueError(f"{p}: not a parameter file (expected a mapping of sections)")
+    validate(cfg, origin=str(p))
     for key, raw in (overrides or {}).items():
         value = yaml.safe_load(raw) if isinstance(raw, str) else raw
         parts = key.split(".")
@@ -36,4 +45,6 @@ def load_params(
                 raise ValueError(f"unknown parameter section {part!r} in {key!r}")
             node = node[part]
         node[parts[-1]] = value
+    if overrides:
+        validate(cfg, origin="--param")
     return cfg

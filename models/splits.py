@@ -97,8 +97,12 @@ def stratified_folds(
     yy = np.asarray(y, dtype=np.int64)
     idx = np.flatnonzero(yy >= 0)
     lab = yy[idx]
-    if min(int(lab.sum()), int(len(lab) - lab.sum())) < n_splits:
-        raise ValueError(f"too few defaults or non-defaults for {n_splits}-fold cross-validation")
+    pos, neg = int(lab.sum()), int(len(lab) - lab.sum())
+    if min(pos, neg) < n_splits:
+        raise ValueError(
+            f"the target has {pos} defaults and {neg} non-defaults: with {n_splits} folds a "
+            "fold would hold a single class; use fewer folds (--param cv.folds=N) or more data"
+        )
     skf = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed)
     return [(idx[a], idx[b]) for a, b in skf.split(np.zeros(len(idx)), lab)]
 
