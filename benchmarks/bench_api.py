@@ -214,7 +214,7 @@ def main() -> None:  # noqa: C901 - a benchmark script reads top to bottom
     from credit.keys import create_key
     from credit.scoring import ScoringModel
     from features.online import OnlineStore
-    from models.train import tree_depth
+    from models.fitting import tree_depth
 
     s = get_settings()
     model = ScoringModel.load(tracking_uri=s.tracking_uri)

@@ -19,13 +19,24 @@ from sklearn.metrics import roc_auc_score
 
 from credit.scale import ScoreScale
 from credit.scoring import MODEL_NAME, ScoringModel
+from models.autoparams import Choice
+from models.autoparams import resolve as resolve_params
 from models.baseline import build_baseline
 from models.calibrate import choose_calibrator
 from models.dataset import TrainingData
 from models.evaluate import compare_auc, evaluate, metrics
+from models.fitting import (
+    Selected,
+    explain_p99_ms,
+    fit_booster,
+    select_holdout,
+    select_kfold,
+)
+from models.paramspec import AUTO
 from models.scorecard import ScorecardModel, fit_scorecard
 from models.splits import stratified_folds, stratified_holdout, time_split
 from models.summary import summarize_data
+from models.tune import StudyResult, TuneOptions, Tuner
 
 Progress = Callable[[str], None]
 
@@ -44,83 +55,7 @@ class FitInfo:
     seconds: float
     candidate: int = 0  # index of the kept candidate in training.candidates
     candidate_cost: list[float] = field(default_factory=list)  # explain_cost of each
-
-
-def tree_depth(node: Mapping[str, Any]) -> int:
-    """Depth of a tree in LightGBM's ``dump_model()`` form (a leaf has depth 0)."""
-    if "left_child" not in node:
-        return 0
-    return 1 + max(tree_depth(node["left_child"]), tree_depth(node["right_child"]))
-
-
-def explain_cost(booster: lgb.Booster) -> float:
-    """Relative cost of exact TreeSHAP for one row: sum over trees of leaves x depth squared
-    (the algorithm's complexity), so candidates can be compared without timing them."""
-    total = 0.0
-    for tree in booster.dump_model()["tree_info"]:
-        d = tree_depth(tree["tree_structure"])
-        total += tree["num_leaves"] * max(d, 1) ** 2
-    return total
-
-
-def choose_candidate(aucs: Sequence[float], costs: Sequence[float], tolerance: float) -> int:
-    """Index of the candidate to keep: the one cheapest to explain among those whose
-    validation AUC is within ``tolerance`` of the best (with 0, simply the best AUC).
-
-    Every decision pays for its reason codes, so a model as accurate as the best but a
-    fraction of its size is the better model to serve."""
-    best = max(aucs)
-    eligible = [i for i, a in enumerate(aucs) if a >= best - tolerance]
-    return min(eligible, key=lambda i: (costs[i], -aucs[i]))
-
-
-def fit_booster(
-    params: Mapping[str, Any],
-    X_fit: npt.NDArray[np.float64],
-    y_fit: npt.NDArray[np.int64],
-    X_val: npt.NDArray[np.float64] | None,
-    y_val: npt.NDArray[np.int64] | None,
-    feature_names: Sequence[str],
-    categorical: Sequence[int] = (),
-    monotone: Sequence[int] | None = None,
-    num_boost_round: int = 5000,
-    early_stopping_rounds: int = 200,
-) -> lgb.Booster:
-    """One LightGBM binary booster, early-stopped on the validation AUC."""
-    p = dict(params)
-    p.setdefault("objective", "binary")
-    p.setdefault("metric", "binary_logloss")
-    if "num_threads" not in p:
-        # Small tables train faster on one thread than on a contended pool.
-        p["num_threads"] = 1 if len(y_fit) < 20_000 else 0
-    if monotone is not None and any(monotone):
-        mono = [0 if j in set(categorical) else int(m) for j, m in enumerate(monotone)]
-        p["monotone_constraints"] = mono
-        p.setdefault("monotone_constraints_method", "intermediate")
-    dtrain = lgb.Dataset(
-        X_fit,
-        y_fit,
-        feature_name=list(feature_names),
-        categorical_feature=list(categorical) or "auto",
-        free_raw_data=True,
-    )
-    if X_val is None or y_val is None:  # fixed number of rounds, no early stopping
-        return lgb.train(p, dtrain, num_boost_round=num_boost_round)
-    dval = lgb.Dataset(X_val, y_val, reference=dtrain)
-    booster = lgb.train(
-        p,
-        dtrain,
-        num_boost_round=num_boost_round,
-        valid_sets=[dval],
-        valid_names=["validation"],
-        callbacks=[lgb.early_stopping(early_stopping_rounds, verbose=False)],
-    )
-    if booster.best_iteration and booster.best_iteration < booster.current_iteration():
-        # Keep only the trees up to the best iteration so the saved model is what was chosen.
-        booster = lgb.Booster(
-            model_str=booster.model_to_string(num_iteration=booster.best_iteration)
-        )
-    return booster
+    cap: CapOutcome | None = None  # what the explanation-cost cap did
 
 
 def _scoring_model(
@@ -144,6 +79,82 @@ def _scoring_model(
     )
 
 
+def cap_steps(params: Mapping[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """The remedies for a model too costly to explain: a faster learning rate (fewer trees),
+    shallower trees (TreeSHAP's cost grows with the square of the depth), or both."""
+    lr = float(params.get("learning_rate", 0.1))
+    leaves = int(params.get("num_leaves", 31))
+
+    def rate(x: float) -> float:
+        return round(min(0.3, lr * x), 6)
+
+    steps: list[tuple[str, dict[str, Any]]] = [
+        ("learning rate x2", {"learning_rate": rate(2)}),
+        ("depth 6", {"max_depth": 6}),
+        ("depth 6, learning rate x2", {"max_depth": 6, "learning_rate": rate(2)}),
+        ("learning rate x4", {"learning_rate": rate(4)}),
+        (
+            "depth 4, at most 15 leaves, learning rate x4",
+            {"max_depth": 4, "num_leaves": min(leaves, 15), "learning_rate": rate(4)},
+        ),
+        (
+            "depth 3, 7 leaves, learning rate 0.3",
+            {"max_depth": 3, "num_leaves": 7, "learning_rate": 0.3},
+        ),
+    ]
+    out: list[tuple[str, dict[str, Any]]] = []
+    seen = [dict(params)]
+    for name, change in steps:
+        new = {**params, **change}
+        if new not in seen:
+            seen.append(new)
+            out.append((name, new))
+    return out
+
+
+@dataclass
+class CapOutcome:
+    """What the explanation-cost cap did to one fit."""
+
+    cap_ms: float | None
+    p99_ms: float  # the kept model's explanation p99
+    met: bool
+    step: str = ""  # the remedy applied ("" = none needed)
+    uncapped_p99_ms: float | None = None
+    uncapped_auc: float | None = None  # validation AUC of the model before the remedy
+    capped_auc: float | None = None
+    uncapped_trees: int | None = None
+
+    @property
+    def auc_cost(self) -> float:
+        if self.uncapped_auc is None or self.capped_auc is None:
+            return 0.0
+        return self.uncapped_auc - self.capped_auc
+
+
+def _apply_cap(
+    sel: Selected,
+    refit: Callable[[Sequence[Mapping[str, Any]]], Selected],
+    sample: npt.NDArray[np.float64],
+    cap_ms: float | None,
+) -> tuple[Selected, CapOutcome]:
+    t0 = explain_p99_ms(sel.booster, sample)
+    if cap_ms is None or t0 <= cap_ms:
+        return sel, CapOutcome(cap_ms, t0, True, "", t0, sel.auc, sel.auc)
+    # Try every remedy; keep the best validation AUC among those within the cap (the cheapest
+    # to explain when none is).
+    trees = int(sel.booster.current_iteration())
+    tried: list[tuple[Selected, float, str]] = []
+    for name, params in cap_steps(sel.params):
+        cand = refit([params])
+        tried.append((cand, explain_p99_ms(cand.booster, sample), name))
+    within = [x for x in tried if x[1] <= cap_ms]
+    kept, t, name = (
+        max(within, key=lambda x: x[0].auc) if within else min(tried, key=lambda x: x[1])
+    )
+    return kept, CapOutcome(cap_ms, t, t <= cap_ms, name, t0, sel.auc, kept.auc, trees)
+
+
 def fit_model(
     data: TrainingData,
     fit_idx: npt.NDArray[np.int64],
@@ -153,46 +164,34 @@ def fit_model(
     reason_texts: Mapping[str, str] | None = None,
     catalog_version: str | None = None,
 ) -> tuple[ScoringModel, FitInfo]:
-    """Fit every parameter candidate on ``fit_idx``, keep the best by validation AUC, calibrate."""
-    if val_idx is None:
-        return fit_model_kfold(data, fit_idx, cfg, monotone, reason_texts, catalog_version)
+    """Fit every parameter candidate on ``fit_idx``, keep the best by validation AUC (or, with
+    ``val_idx`` None, by inner K-fold), hold it to the explanation-cost cap, calibrate."""
     t0 = time.perf_counter()
-    cat_idx = [data.feature_names.index(c) for c in data.categories]
+    if AUTO in cfg["lightgbm"].values():  # callers that did not resolve them (backtests)
+        cfg, _ = resolve_auto(data, cfg)
     base = dict(cfg["lightgbm"])
     tr = cfg.get("training", {})
-    candidates = tr.get("candidates") or [{}]
-    fitted: list[tuple[lgb.Booster, dict[str, Any]]] = []
-    aucs: list[float] = []
-    Xv, yv = data.X[val_idx], data.y[val_idx]
-    for cand in candidates:
-        params = {**base, **(cand or {})}
-        b = fit_booster(
-            params,
-            data.X[fit_idx],
-            data.y[fit_idx],
-            Xv,
-            yv,
-            data.feature_names,
-            cat_idx,
-            monotone,
-            int(tr.get("num_boost_round", 5000)),
-            int(tr.get("early_stopping_rounds", 200)),
-        )
-        aucs.append(float(roc_auc_score(yv, b.predict(Xv, raw_score=True))))
-        fitted.append((b, params))
-    costs = [explain_cost(b) for b, _ in fitted]
-    chosen = choose_candidate(aucs, costs, float(tr.get("parsimony_auc_tolerance", 0.0)))
-    booster, params = fitted[chosen]
-    raw_val = booster.predict(Xv, raw_score=True)
-    cal, losses = choose_calibrator(raw_val, yv)
-    refit = bool(tr.get("refit_on_validation", False))
-    if refit:
+    candidates = [{**base, **(c or {})} for c in (tr.get("candidates") or [{}])]
+    cat_idx = [data.feature_names.index(c) for c in data.categories]
+
+    def select(cands: Sequence[Mapping[str, Any]]) -> Selected:
+        if val_idx is None:
+            return select_kfold(data, fit_idx, cfg, cands, monotone)
+        return select_holdout(data, fit_idx, val_idx, cfg, cands, monotone)
+
+    first = select(candidates)
+    sample = data.X[val_idx if val_idx is not None else fit_idx]
+    cap = tr.get("explain_p99_ms")
+    sel, capped = _apply_cap(first, select, sample, float(cap) if cap is not None else None)
+    cal, losses = choose_calibrator(sel.calibration_raw, sel.calibration_y)
+    booster = sel.booster
+    if val_idx is not None and bool(tr.get("refit_on_validation", False)):
         # The validation window chose the candidate, the number of trees and the calibration
         # map; the final booster then also learns from it (the newest labelled rows before the
         # out-of-time window). The out-of-time ECE checks that the map still holds.
         rows = np.concatenate([fit_idx, val_idx])
         booster = fit_booster(
-            params,
+            sel.params,
             data.X[rows],
             data.y[rows],
             None,
@@ -202,74 +201,19 @@ def fit_model(
             monotone,
             int(booster.current_iteration()),
         )
+        capped.p99_ms = explain_p99_ms(booster, sample)
+        capped.met = cap is None or capped.p99_ms <= float(cap)
     model = _scoring_model(booster, cal, cfg, data, reason_texts, catalog_version)
     info = FitInfo(
         best_iteration=int(booster.current_iteration()),
-        params=params,
-        candidate_auc=aucs,
+        params=sel.params,
+        candidate_auc=first.aucs,
         calibration=cal.method,
         calibration_log_loss=losses,
         seconds=time.perf_counter() - t0,
-        candidate=chosen,
-        candidate_cost=costs,
-    )
-    return model, info
-
-
-def fit_model_kfold(
-    data: TrainingData,
-    idx: npt.NDArray[np.int64],
-    cfg: Mapping[str, Any],
-    monotone: Sequence[int] | None = None,
-    reason_texts: Mapping[str, str] | None = None,
-    catalog_version: str | None = None,
-) -> tuple[ScoringModel, FitInfo]:
-    """For small tables, where a single holdout wastes rows and is noisy: inner stratified
-    K-fold picks the candidate (pooled out-of-fold AUC) and the number of trees (mean best
-    iteration), the calibrator is fitted on the out-of-fold raw scores, and the booster is
-    refitted on all of ``idx`` with that number of trees."""
-    t0 = time.perf_counter()
-    cat_idx = [data.feature_names.index(c) for c in data.categories]
-    base = dict(cfg["lightgbm"])
-    tr = cfg.get("training", {})
-    k = int(cfg.get("cv", {}).get("inner_folds", 5))
-    seed = int(cfg.get("cv", {}).get("seed", 42))
-    y = data.y
-    inner = stratified_folds(np.where(np.isin(np.arange(len(y)), idx), y, -1), k, seed + 1)
-    fitted: list[tuple[dict[str, Any], npt.NDArray[np.float64], int]] = []
-    aucs: list[float] = []
-    costs: list[float] = []
-    for cand in tr.get("candidates") or [{}]:
-        params = {**base, **(cand or {})}
-        oof = np.full(len(y), np.nan)
-        iters: list[int] = []
-        for a, b in inner:
-            bst = fit_booster(
-                params,
-                data.X[a],
-                y[a],
-                data.X[b],
-                y[b],
-                data.feature_names,
-                cat_idx,
-                monotone,
-                int(tr.get("num_boost_round", 5000)),
-                int(tr.get("early_stopping_rounds", 200)),
-            )
-            iters.append(int(bst.current_iteration()))
-            oof[b] = bst.predict(data.X[b], raw_score=True)
-        aucs.append(float(roc_auc_score(y[idx], oof[idx])))
-        costs.append(explain_cost(bst))  # the last inner fold's booster stands for its size
-        fitted.append((params, oof, max(1, int(round(float(np.mean(iters)))))))
-    chosen = choose_candidate(aucs, costs, float(tr.get("parsimony_auc_tolerance", 0.0)))
-    params, oof, n_trees = fitted[chosen]
-    booster = fit_booster(
-        params, data.X[idx], y[idx], None, None, data.feature_names, cat_idx, monotone, n_trees
-    )
-    cal, losses = choose_calibrator(oof[idx], y[idx])
-    model = _scoring_model(booster, cal, cfg, data, reason_texts, catalog_version)
-    info = FitInfo(
-        n_trees, params, aucs, cal.method, losses, time.perf_counter() - t0, chosen, costs
+        candidate=first.chosen,
+        candidate_cost=first.costs,
+        cap=capped,
     )
     return model, info
 
@@ -303,6 +247,14 @@ class TrainReport:
     baseline: dict[str, Any] = field(default_factory=dict)
     #: rows, outcomes and default rate by period of the training table (models/summary.py)
     data_summary: dict[str, Any] = field(default_factory=dict)
+    #: the data-aware parameter values, each with its reason (models/autoparams.py)
+    auto_params: list[dict[str, Any]] = field(default_factory=list)
+    #: the tuner's studies (``--tune``), one per set of training rows (models/tune.py)
+    tuning: list[StudyResult] = field(default_factory=list)
+    #: the explanation-cost cap: cap, measured p99, remedy, AUC it cost (:func:`explain_summary`)
+    explain: dict[str, Any] = field(default_factory=dict)
+    #: row positions (in the training table) of the evaluation rows, in eval_* order
+    eval_index: npt.NDArray[np.int64] | None = None
 
     def scorecard_comparison(self) -> dict[str, float] | None:
         """LightGBM against the scorecard on the same evaluation rows (DeLong's paired test,
@@ -331,11 +283,13 @@ def train_time_split(
     horizon: pd.Timestamp | None = None,
     with_scorecard: bool = True,
     progress: Progress = _noop,
+    tune: TuneOptions | None = None,
 ) -> TrainReport:
     """Train on the oldest applications, early-stop and calibrate on the next, test on the
     newest."""
     if data.times is None:
         raise ValueError("a time split needs a time column")
+    cfg, auto = resolve_auto(data, cfg, progress)
     sp = cfg.get("split", {})
     ev = cfg.get("evaluation", {})
     secs: dict[str, float] = {}
@@ -352,11 +306,19 @@ def train_time_split(
         f"(from {split.validation_start.date()}), out-of-time {len(split.oot)} "
         f"(from {split.oot_start.date()}); horizon {split.horizon.date()}"
     )
+    tuner = Tuner(tune, 1, progress) if tune is not None else None
+    if tuner is not None:
+        t = time.perf_counter()
+        cfg = tuner.tune(
+            data, split.train, split.validation, cfg, monotone, "training window", with_scorecard
+        )
+        secs["tuning"] = time.perf_counter() - t
     t = time.perf_counter()
     model, info = fit_model(
         data, split.train, split.validation, cfg, monotone, reason_texts, catalog_version
     )
     secs["lightgbm"] = time.perf_counter() - t
+    progress(_cap_line(info))
     tried = ", ".join(
         f"{a:.4f}{'*' if i == info.candidate else ''}" for i, a in enumerate(info.candidate_auc)
     )
@@ -427,6 +389,10 @@ def train_time_split(
         seconds=secs,
         baseline=build_baseline(model, data.X[np.concatenate([split.train, split.validation])]),
         data_summary=summarize_data(data, split.horizon, int(sp.get("outcome_window_months", 12))),
+        auto_params=[c.__dict__ for c in auto],
+        tuning=tuner.results if tuner is not None else [],
+        explain=explain_summary(info, []),
+        eval_index=split.oot,
     )
 
 
@@ -439,16 +405,23 @@ def train_cv(
     segments: Sequence[str] = (),
     with_scorecard: bool = True,
     progress: Progress = _noop,
+    tune: TuneOptions | None = None,
 ) -> TrainReport:
     """Stratified K-fold: each fold trains (with an inner validation holdout for early stopping
     and calibration) and is scored on its held-out fold; LightGBM and the scorecard see the same
-    folds. The registered model is then fitted on all labelled rows the same way."""
+    folds. The registered model is then fitted on all labelled rows the same way.
+
+    With ``tune``, each fold's parameters are searched on that fold's training rows only
+    (nested cross-validation) and the registered model's on all labelled rows."""
+    cfg, auto = resolve_auto(data, cfg, progress)
     cv = cfg.get("cv", {})
     ev = cfg.get("evaluation", {})
     k = int(cv.get("folds", 5))
     inner = float(cv.get("inner_validation_fraction", 0.2))
     seed = int(cv.get("seed", 42))
     folds = stratified_folds(data.y, k, seed)
+    tuner = Tuner(tune, k + 1, progress) if tune is not None else None
+    fold_infos: list[FitInfo] = []
     n = len(data.y)
     oof = np.full(n, np.nan)
     oof_card = np.full(n, np.nan)
@@ -461,10 +434,25 @@ def train_cv(
     def holdout(rows: npt.NDArray[np.int64], s: int) -> tuple[Any, Any]:
         return (rows, None) if small else stratified_holdout(rows, data.y, inner, s)
 
+    def tuned(
+        fit_idx: npt.NDArray[np.int64], val_idx: npt.NDArray[np.int64] | None, label: str
+    ) -> dict[str, Any]:
+        if tuner is None:
+            return dict(cfg)
+        t = time.perf_counter()
+        out = tuner.tune(data, fit_idx, val_idx, cfg, monotone, label, with_scorecard)
+        secs["tuning"] = secs.get("tuning", 0.0) + time.perf_counter() - t
+        return out
+
     for i, (tr, te) in enumerate(folds, start=1):
         fit_idx, val_idx = holdout(tr, seed + i)
+        fold_cfg = tuned(fit_idx, val_idx, f"fold {i}/{k}")
+        fold_sc = fold_cfg.get("scorecard", {})
         t = time.perf_counter()
-        m, info = fit_model(data, fit_idx, val_idx, cfg, monotone, reason_texts, catalog_version)
+        m, info = fit_model(
+            data, fit_idx, val_idx, fold_cfg, monotone, reason_texts, catalog_version
+        )
+        fold_infos.append(info)
         secs["lightgbm"] += time.perf_counter() - t
         oof[te] = m.predict(data.X[te]).pd
         row = {"fold": float(i), "auc": float(roc_auc_score(data.y[te], oof[te]))}
@@ -476,8 +464,8 @@ def train_cv(
                 data.feature_names,
                 data.categories,
                 m.scale,
-                int(sc_cfg.get("max_n_bins", 6)),
-                float(sc_cfg.get("min_bin_size", 0.05)),
+                int(fold_sc.get("max_n_bins", 6)),
+                float(fold_sc.get("min_bin_size", 0.05)),
             )
             oof_card[te] = card.predict_proba(data.X[te])
             secs["scorecard"] += time.perf_counter() - t
@@ -486,9 +474,12 @@ def train_cv(
         progress(
             f"fold {i}/{k}: LightGBM AUC {row['auc']:.4f}"
             + (f", scorecard AUC {row['scorecard_auc']:.4f}" if with_scorecard else "")
+            + f"; {_cap_line(info)}"
         )
     lab = np.flatnonzero(data.y >= 0)
     fit_idx, val_idx = holdout(lab, seed)
+    cfg = tuned(fit_idx, val_idx, "final model")
+    sc_cfg = cfg.get("scorecard", {})
     t = time.perf_counter()
     model, info = fit_model(data, fit_idx, val_idx, cfg, monotone, reason_texts, catalog_version)
     secs["final_model"] = time.perf_counter() - t
@@ -503,7 +494,10 @@ def train_cv(
             int(sc_cfg.get("max_n_bins", 6)),
             float(sc_cfg.get("min_bin_size", 0.05)),
         )
-    progress(f"final model: {info.best_iteration} trees, calibration {info.calibration}")
+    progress(
+        f"final model: {info.best_iteration} trees, calibration {info.calibration}; "
+        f"{_cap_line(info)}"
+    )
     y_lab = data.y[lab]
     head, tables = evaluate(
         y_lab,
@@ -542,4 +536,64 @@ def train_cv(
         seconds=secs,
         baseline=build_baseline(model, data.X[lab]),
         data_summary=summarize_data(data),
+        auto_params=[c.__dict__ for c in auto],
+        tuning=tuner.results if tuner is not None else [],
+        explain=explain_summary(info, fold_infos),
+        eval_index=lab,
     )
+
+
+def resolve_auto(
+    data: TrainingData, cfg: Mapping[str, Any], progress: Progress = _noop
+) -> tuple[dict[str, Any], list[Choice]]:
+    """Resolve the ``auto`` parameters from the labelled rows, defaults and columns of ``data``
+    (models/autoparams.py) and say each choice and why."""
+    rows = int(data.labelled.sum())
+    resolved, chosen = resolve_params(cfg, rows, int((data.y == 1).sum()), len(data.feature_names))
+    if chosen:
+        progress("data-aware parameters: " + "; ".join(c.line() for c in chosen))
+    return resolved, chosen
+
+
+def _cap_line(info: FitInfo) -> str:
+    c = info.cap
+    if c is None:
+        return ""
+    if c.cap_ms is None:
+        return f"explanation p99 {c.p99_ms:.2f} ms (no cap)"
+    line = f"explanation p99 {c.p99_ms:.2f} ms (cap {c.cap_ms:g} ms"
+    if c.step:
+        line += (
+            f"; uncapped {c.uncapped_trees} trees took {c.uncapped_p99_ms:.2f} ms, remedy "
+            f"'{c.step}' cost {c.auc_cost:+.4f} validation AUC"
+        )
+    line += ")"
+    if not c.met:
+        line += " - CAP NOT MET"
+    return line
+
+
+def explain_summary(final: FitInfo, folds: Sequence[FitInfo]) -> dict[str, Any]:
+    """The cap, the registered model's explanation p99, and the AUC capping cost on validation
+    (the registered model's, and the mean over the folds in cross-validation)."""
+    c = final.cap
+    if c is None:
+        return {}
+    out: dict[str, Any] = {
+        "cap_ms": c.cap_ms,
+        "p99_ms": round(c.p99_ms, 4),
+        "met": c.met,
+        "remedy": c.step,
+        "uncapped_p99_ms": None if c.uncapped_p99_ms is None else round(c.uncapped_p99_ms, 4),
+        "uncapped_trees": c.uncapped_trees,
+        "validation_auc_uncapped": c.uncapped_auc,
+        "validation_auc_capped": c.capped_auc,
+        "validation_auc_cost": c.auc_cost,
+    }
+    caps = [f.cap for f in folds if f.cap is not None]
+    if caps:
+        out["folds_capped"] = sum(bool(x.step) for x in caps)
+        out["folds_cap_met"] = sum(x.met for x in caps)
+        out["folds_mean_validation_auc_cost"] = float(np.mean([x.auc_cost for x in caps]))
+        out["folds_max_p99_ms"] = round(max(x.p99_ms for x in caps), 4)
+    return out

@@ -5,7 +5,7 @@ from __future__ import annotations
 import lightgbm as lgb
 import numpy as np
 
-from models.train import choose_candidate, explain_cost
+from models.fitting import choose_candidate, explain_cost
 
 
 def test_without_tolerance_the_best_auc_wins() -> None:
