@@ -55,6 +55,73 @@ def _flat(prefix: str, d: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _log_explain(explain: Mapping[str, Any]) -> None:
+    """The explanation-cost cap: the cap, the registered model's p99, the AUC it cost."""
+    import mlflow
+
+    if not explain:
+        return
+    names = {
+        "cap_ms": "explain_cap_ms",
+        "p99_ms": "explain_p99_ms",
+        "uncapped_p99_ms": "explain_uncapped_p99_ms",
+        "validation_auc_cost": "explain_cap_validation_auc_cost",
+        "folds_mean_validation_auc_cost": "explain_cap_folds_mean_validation_auc_cost",
+    }
+    mlflow.log_metrics(
+        {m: float(explain[k]) for k, m in names.items() if explain.get(k) is not None}
+    )
+    mlflow.set_tags(
+        {
+            "explain_cap_met": str(bool(explain.get("met"))),
+            "explain_remedy": explain.get("remedy") or "none",
+        }
+    )
+
+
+def _log_tuning(report: TrainReport, tuned_params: Path | None) -> None:
+    """Each trial as a nested run of the active (parent) run; the choice on the parent."""
+    import mlflow
+
+    final = report.tuning[-1]
+    mlflow.log_params(
+        {
+            "tuning.studies": len(report.tuning),
+            "tuning.trials": sum(len(s.trials) for s in report.tuning),
+            **{f"tuned.{k}": v for k, v in final.best_params.items()},
+            **{f"tuned.scorecard.{k}": v for k, v in final.scorecard_params.items()},
+        }
+    )
+    mlflow.log_metric("seconds_tuning", float(sum(s.seconds for s in report.tuning)))
+    if final.best_value is not None:
+        mlflow.log_metric("tuning_best_inner_auc", final.best_value)
+    if final.default_value is not None:
+        mlflow.log_metric("tuning_configured_inner_auc", final.default_value)
+    if tuned_params is not None:
+        mlflow.log_artifact(str(tuned_params), "tuning")
+    for study in report.tuning:
+        for family, trials in (("lightgbm", study.trials), ("scorecard", study.scorecard_trials)):
+            for t in trials:
+                with mlflow.start_run(
+                    run_name=f"{study.label} {family} trial {t.number}",
+                    nested=True,
+                    tags={
+                        "tuning_study": study.label,
+                        "model_family": f"{family}-trial",
+                        "trial_state": t.state,
+                        "feasible": str(t.feasible),
+                    },
+                ):
+                    mlflow.log_params({k: str(v)[:500] for k, v in t.params.items()})
+                    figures = {
+                        "inner_auc": t.value,
+                        "seconds": t.seconds,
+                        "explain_p99_ms": t.explain_p99_ms,
+                        "trees": t.trees,
+                    }
+                    mlflow.log_metrics({k: float(v) for k, v in figures.items() if v is not None})
+
+
 def _finite(d: Mapping[str, float], prefix: str) -> dict[str, float]:
     return {
         f"{prefix}{k}": float(v)
@@ -90,8 +157,13 @@ def log_training(
     register: bool = True,
     tracking_uri: str | None = None,
     extra_tags: Mapping[str, str] | None = None,
+    tuned_params: Path | None = None,
 ) -> Registered:
-    """Log the LightGBM run (and the scorecard as its own run); register the model."""
+    """Log the LightGBM run (and the scorecard as its own run); register the model.
+
+    With tuning, every trial of every study is a nested run of the LightGBM run, and the
+    chosen parameters (``tuned_params``, the file ``credit train --params`` reads) an artifact
+    of it."""
     import mlflow
     from mlflow.models import infer_signature
 
@@ -156,6 +228,12 @@ def log_training(
             mlflow.log_metric("fold_auc", row["auc"], step=step)
             if "scorecard_auc" in row:
                 mlflow.log_metric("fold_scorecard_auc", row["scorecard_auc"], step=step)
+        if report.auto_params:
+            mlflow.log_params({f"auto.{c['name']}": c["value"] for c in report.auto_params})
+            mlflow.log_dict({"choices": report.auto_params}, "data_aware_params.json")
+        _log_explain(report.explain)
+        if report.tuning:
+            _log_tuning(report, tuned_params)
         mlflow.log_dict(report.fingerprint, "dataset/fingerprint.json")
         mlflow.log_dict(model.scale.to_dict(), "scale.json")
         mlflow.log_dict(report.config, "params.yaml")

@@ -94,6 +94,39 @@ def train(
     json_out: Annotated[
         Path | None, typer.Option("--json", help="Also write the figures to this JSON file.")
     ] = None,
+    tune: Annotated[
+        bool,
+        typer.Option(
+            "--tune",
+            help="Search the parameters (Optuna TPE) on the training rows only: nested CV "
+            "with --table, the training window with a time split.",
+        ),
+    ] = False,
+    budget: Annotated[
+        float | None,
+        typer.Option(
+            "--budget", help="Tuning budget in minutes, all studies together (default 10)."
+        ),
+    ] = None,
+    trials: Annotated[
+        int | None, typer.Option("--trials", help="At most this many trials per study.")
+    ] = None,
+    tuned_params: Annotated[
+        Path | None,
+        typer.Option(
+            "--tuned-params",
+            help="Where --tune writes the chosen parameters (a file for --params); default "
+            "tuned/params-<time>.yaml in the data dir.",
+        ),
+    ] = None,
+    predictions: Annotated[
+        Path | None,
+        typer.Option(
+            "--predictions",
+            help="Write the evaluation rows' predictions (row, id, target, pd, scorecard_pd) "
+            "to this CSV file (out-of-fold with CV, out-of-time with a time split).",
+        ),
+    ] = None,
 ) -> None:
     """Train the PD model: LightGBM + calibration + scorecard baseline, evaluate, register.
 
@@ -106,10 +139,32 @@ def train(
     t_start = time.perf_counter()
     from models.params import load_params
 
+    if not tune and (budget is not None or trials is not None):
+        raise _fail("--budget and --trials set the tuning search: add --tune", 2)
+    if not tune and tuned_params is not None:
+        raise _fail("--tuned-params is where --tune writes its choice: add --tune", 2)
     try:
         cfg = load_params(params_file, _parse_params(param))
     except (ValueError, OSError) as exc:
         raise _fail(f"parameters: {exc}", 2) from exc
+    tune_options = None
+    if tune:
+        from models.tune import TuneOptions
+
+        tcfg = cfg.get("tuning", {})
+        try:
+            tune_options = TuneOptions(
+                budget_minutes=float(
+                    budget if budget is not None else tcfg.get("budget_minutes", 10)
+                ),
+                trials=trials,
+                seed=int(tcfg.get("seed", 0)),
+                scorecard_share=float(tcfg.get("scorecard_share", 0.15))
+                if not no_scorecard
+                else 0.0,
+            )
+        except ValueError as exc:
+            raise _fail(str(exc), 2) from exc
 
     def progress(msg: str) -> None:
         console.log(msg)
@@ -135,6 +190,7 @@ def train(
             "segments": segments,
             "with_scorecard": not no_scorecard,
             "progress": progress,
+            "tune": tune_options,
         }
         with console.status("training"):
             if data.times is not None and not cv:
@@ -146,12 +202,21 @@ def train(
     except (ValueError, FileNotFoundError, KeyError) as exc:
         raise _fail(str(exc), 2) from exc
 
+    tuned_path = None
+    if tune_options is not None:
+        tuned_path = _write_tuned(report, tuned_params, run_name)
+        progress(
+            f"tuned parameters written to {tuned_path}; retrain exactly with --params {tuned_path}"
+        )
+    if predictions is not None:
+        _write_predictions(report, predictions)
+        progress(f"evaluation predictions written to {predictions}")
     registered = None
     if register:
         from models import registry
 
         with console.status("logging to MLflow and registering"):
-            registered = registry.log_training(report, run_name=run_name)
+            registered = registry.log_training(report, run_name=run_name, tuned_params=tuned_path)
         progress(
             f"MLflow run {registered.run_id}"
             + (
@@ -181,11 +246,84 @@ def train(
             "best_iteration": report.info.best_iteration,
             "calibration": report.info.calibration,
             "seconds_total": total,
+            "seconds": report.seconds,
+            "params": report.info.params,
+            "data_aware": report.auto_params,
+            "explain": report.explain,
+            "tuning": [_study_json(s) for s in report.tuning],
+            "tuned_params": str(tuned_path) if tuned_path else None,
             "run_id": registered.run_id if registered else None,
             "version": registered.version if registered else None,
             "promoted": bool(registered and registered.promotion and registered.promotion.promoted),
         }
         json_out.write_text(json.dumps(out, indent=1, default=str))
+
+
+def _study_json(study: Any) -> dict[str, Any]:
+    return {
+        "label": study.label,
+        "rows": study.rows,
+        "seconds": round(study.seconds, 1),
+        "trials": len(study.trials),
+        "complete": sum(t.state == "COMPLETE" for t in study.trials),
+        "pruned": sum(t.state == "PRUNED" for t in study.trials),
+        "configured_inner_auc": study.default_value,
+        "standard_error": study.standard_error,
+        "best_inner_auc": study.best_value,
+        "best_params": study.best_params,
+        "scorecard_params": study.scorecard_params,
+    }
+
+
+def _write_tuned(report: Any, path: Path | None, run_name: str | None) -> Path:
+    """The registered model's parameters as a parameter file ``--params`` reads: the tuned
+    LightGBM values as the model was finally fitted (after any explanation-cap remedy), one
+    candidate, the tuned scorecard binning, and where they came from."""
+    import datetime as dt
+
+    import yaml
+
+    from credit.settings import get_settings
+
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    out = path or get_settings().data_dir / "tuned" / f"params-{run_name or stamp}.yaml"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    cfg = dict(report.config)
+    cfg["lightgbm"] = dict(report.info.params)
+    cfg["training"] = {**cfg.get("training", {}), "candidates": [{}]}
+    final = report.tuning[-1] if report.tuning else None
+    cfg["tuned"] = {
+        "at": stamp,
+        "data": report.fingerprint.get("source", ""),
+        "data_sha256": report.fingerprint.get("sha256", ""),
+        "studies": len(report.tuning),
+        "final_study_inner_auc": final.best_value if final else None,
+        "final_study_trials": len(final.trials) if final else 0,
+    }
+    header = (
+        "# Chosen by `credit train --tune`: the registered model's parameters. Retrain it\n"
+        "# exactly with `credit train ... --params THIS_FILE` (no --tune).\n"
+    )
+    out.write_text(header + yaml.safe_dump(cfg, sort_keys=False))
+    return out
+
+
+def _write_predictions(report: Any, path: Path) -> None:
+    import pandas as pd
+
+    frame = pd.DataFrame(
+        {
+            "row": report.eval_index,
+            "id": report.eval_ids if report.eval_ids is not None else report.eval_index,
+            "target": report.eval_y,
+            "pd": report.eval_pd,
+            "scorecard_pd": report.eval_scorecard_pd
+            if report.eval_scorecard_pd is not None
+            else float("nan"),
+        }
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(path, index=False)
 
 
 def _load_data(
