@@ -269,6 +269,7 @@ def _study_json(study: Any) -> dict[str, Any]:
         "pruned": sum(t.state == "PRUNED" for t in study.trials),
         "configured_inner_auc": study.default_value,
         "standard_error": study.standard_error,
+        "recheck_auc": study.recheck_auc,
         "best_inner_auc": study.best_value,
         "best_params": study.best_params,
         "scorecard_params": study.scorecard_params,
