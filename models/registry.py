@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+import time
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -99,27 +100,44 @@ def _log_tuning(report: TrainReport, tuned_params: Path | None) -> None:
         mlflow.log_metric("tuning_configured_inner_auc", final.default_value)
     if tuned_params is not None:
         mlflow.log_artifact(str(tuned_params), "tuning")
+    # One run per trial, nested under the active run, written with one batch call each (about
+    # three store calls per trial instead of one per parameter and metric).
+    from mlflow.entities import Metric, Param, RunTag
+    from mlflow.tracking import MlflowClient
+
+    parent = mlflow.active_run()
+    assert parent is not None
+    client = MlflowClient()
+    now = int(time.time() * 1000)
     for study in report.tuning:
         for family, trials in (("lightgbm", study.trials), ("scorecard", study.scorecard_trials)):
             for t in trials:
-                with mlflow.start_run(
+                run = client.create_run(
+                    parent.info.experiment_id,
                     run_name=f"{study.label} {family} trial {t.number}",
-                    nested=True,
                     tags={
+                        "mlflow.parentRunId": parent.info.run_id,
                         "tuning_study": study.label,
                         "model_family": f"{family}-trial",
                         "trial_state": t.state,
                         "feasible": str(t.feasible),
                     },
-                ):
-                    mlflow.log_params({k: str(v)[:500] for k, v in t.params.items()})
-                    figures = {
-                        "inner_auc": t.value,
-                        "seconds": t.seconds,
-                        "explain_p99_ms": t.explain_p99_ms,
-                        "trees": t.trees,
-                    }
-                    mlflow.log_metrics({k: float(v) for k, v in figures.items() if v is not None})
+                )
+                figures = {
+                    "inner_auc": t.value,
+                    "seconds": t.seconds,
+                    "explain_p99_ms": t.explain_p99_ms,
+                    "trees": t.trees,
+                }
+                client.log_batch(
+                    run.info.run_id,
+                    metrics=[
+                        Metric(k, float(v), now, 0) for k, v in figures.items() if v is not None
+                    ],
+                    params=[Param(k, str(v)[:500]) for k, v in t.params.items()],
+                    tags=[RunTag("trial_number", str(t.number))],
+                )
+                client.set_terminated(run.info.run_id)
 
 
 def _finite(d: Mapping[str, float], prefix: str) -> dict[str, float]:
