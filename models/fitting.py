@@ -271,3 +271,19 @@ def select_kfold(
         params, data.X[idx], y[idx], None, None, data.feature_names, cat_idx, monotone, n_trees
     )
     return Selected(booster, params, aucs, costs, chosen, oof, yy)
+
+
+def select(
+    data: TrainingData,
+    fit_idx: npt.NDArray[np.int64],
+    val_idx: npt.NDArray[np.int64] | None,
+    cfg: Mapping[str, Any],
+    candidates: Sequence[Mapping[str, Any]],
+    monotone: Sequence[int] | None,
+    callbacks: Sequence[Callable[..., Any]] = (),
+) -> Selected:
+    """:func:`select_holdout` on ``val_idx``, or :func:`select_kfold` on ``fit_idx`` when
+    there is no validation set (small tables)."""
+    if val_idx is None:
+        return select_kfold(data, fit_idx, cfg, candidates, monotone, callbacks)
+    return select_holdout(data, fit_idx, val_idx, cfg, candidates, monotone, callbacks)

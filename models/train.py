@@ -29,8 +29,7 @@ from models.fitting import (
     Selected,
     explain_p99_ms,
     fit_booster,
-    select_holdout,
-    select_kfold,
+    select,
 )
 from models.paramspec import AUTO
 from models.scorecard import ScorecardModel, fit_scorecard
@@ -174,15 +173,13 @@ def fit_model(
     candidates = [{**base, **(c or {})} for c in (tr.get("candidates") or [{}])]
     cat_idx = [data.feature_names.index(c) for c in data.categories]
 
-    def select(cands: Sequence[Mapping[str, Any]]) -> Selected:
-        if val_idx is None:
-            return select_kfold(data, fit_idx, cfg, cands, monotone)
-        return select_holdout(data, fit_idx, val_idx, cfg, cands, monotone)
+    def refit(cands: Sequence[Mapping[str, Any]]) -> Selected:
+        return select(data, fit_idx, val_idx, cfg, cands, monotone)
 
-    first = select(candidates)
+    first = refit(candidates)
     sample = data.X[val_idx if val_idx is not None else fit_idx]
     cap = tr.get("explain_p99_ms")
-    sel, capped = _apply_cap(first, select, sample, float(cap) if cap is not None else None)
+    sel, capped = _apply_cap(first, refit, sample, float(cap) if cap is not None else None)
     cal, losses = choose_calibrator(sel.calibration_raw, sel.calibration_y)
     booster = sel.booster
     if val_idx is not None and bool(tr.get("refit_on_validation", False)):

@@ -259,7 +259,7 @@ def _tune_lightgbm(
     import optuna
     from optuna_integration.lightgbm import LightGBMPruningCallback
 
-    from models.fitting import explain_p99_ms, select_holdout, select_kfold
+    from models.fitting import explain_p99_ms, select
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     base = dict(cfg["lightgbm"])
@@ -285,10 +285,7 @@ def _tune_lightgbm(
             LightGBMPruningCallback(trial, "auc", valid_name="validation", report_interval=10),
             deadline,
         ]
-        if val_idx is None:
-            sel = select_kfold(data, fit_idx, cfg, [params], monotone, callbacks)
-        else:
-            sel = select_holdout(data, fit_idx, val_idx, cfg, [params], monotone, callbacks)
+        sel = select(data, fit_idx, val_idx, cfg, [params], monotone, callbacks)
         t = explain_p99_ms(sel.booster, sample, rows=100, repeats=2)
         trial.set_user_attr("explain_p99_ms", t)
         trial.set_user_attr("trees", int(sel.booster.current_iteration()))
@@ -365,23 +362,22 @@ def _recheck(
 ) -> list[tuple[TrialRecord, float, npt.NDArray[np.float64], npt.NDArray[np.int64]]]:
     """Each trial's parameters fitted and scored again on a fresh split of the same rows, in
     order, while time is left (the first, the configured parameters, always)."""
-    from models.fitting import select_holdout, select_kfold
+    from models.fitting import select
     from models.splits import stratified_holdout
 
     fresh = copy.deepcopy(dict(cfg))
     fresh.setdefault("cv", {})["seed"] = int(fresh.get("cv", {}).get("seed", 42)) + 1000
+    # the fresh split: other inner folds (small tables) or another holdout of the same rows
+    f2, v2 = fit_idx, None
+    if val_idx is not None:
+        rows = np.concatenate([fit_idx, val_idx])
+        f2, v2 = stratified_holdout(rows, data.y, len(val_idx) / len(rows), fresh["cv"]["seed"])
     out: list[tuple[TrialRecord, float, npt.NDArray[np.float64], npt.NDArray[np.int64]]] = []
     for i, t in enumerate(trials):
         if i > 0 and time.perf_counter() > until:
             break
         params = {**base, **_lightgbm_values({k: v for k, v in t.params.items() if k in SEARCHED})}
-        if val_idx is None:
-            sel = select_kfold(data, fit_idx, fresh, [params], monotone)
-        else:
-            rows = np.concatenate([fit_idx, val_idx])
-            share = len(val_idx) / len(rows)
-            f2, v2 = stratified_holdout(rows, data.y, share, int(fresh["cv"]["seed"]))
-            sel = select_holdout(data, f2, v2, cfg, [params], monotone)
+        sel = select(data, f2, v2, fresh, [params], monotone)
         out.append((t, sel.auc, sel.calibration_raw, sel.calibration_y))
     return out
 
