@@ -25,6 +25,7 @@ test: $(STAMP) ## Run the whole test suite
 	$(BIN)/python -m pytest
 
 bench: $(STAMP) ## Run the benchmarks and print their figures
+	$(BIN)/pip install --quiet -e ".[bench]"
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 lint: $(STAMP) ## ruff and mypy

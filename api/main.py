@@ -40,6 +40,7 @@ from api.routes import (
     offers,
     portfolio,
     records,
+    recourse,
     reviews,
     score,
     seller_consents,
@@ -381,6 +382,7 @@ def create_app(
     app.include_router(decisions.router)
     app.include_router(model.router)
     app.include_router(offers.router)
+    app.include_router(recourse.router)
     app.include_router(sellers.router)
     app.include_router(records.router)
     app.include_router(consents.router)

@@ -1,11 +1,12 @@
 """The use cases: score a firm, score posted records, score a batch, make a firm's offers.
 
 Every entry point calls these and nothing else: ``POST /v1/score``, ``/v1/score/batch``,
-``GET /v1/firms/{id}/offers``, the seller page, ``credit score`` and ``credit offers`` parse
-their input, call one method of :class:`CreditService` and render what comes back. The
-steps of each use case (find the firm's features, score them with the one scoring core,
-size and price the offers, record the decision before anyone sees it) are written here once,
-so a rule added to "score a firm" reaches every entry point.
+``GET /v1/firms/{id}/offers``, ``GET /v1/firms/{id}/recourse``, the seller page,
+``credit score`` and ``credit offers`` parse their input, call one method of
+:class:`CreditService` and render what comes back. The steps of each use case (find the
+firm's features, score them with the one scoring core, size and price the offers, record the
+decision before anyone sees it) are written here once, so a rule added to "score a firm"
+reaches every entry point.
 
 The service reads through small ports, so a use case does not care which store answers:
 
@@ -68,6 +69,7 @@ from credit.offers import RECORD_KINDS, OfferError, OfferSet, compute_bases, mak
 from credit.policy import Policy, PolicyError, policy_for_tenant
 from credit.reasons import MISSING_PREFIX, NOT_SHARED_PREFIX
 from credit.records import RECORD_TYPES
+from credit.recourse import Recourse, RecourseError, find_plans
 from credit.reviews import Review, ReviewStore, new_review_id, review_row
 from credit.scoring import ScoringInputError, ScoringModel
 from credit.settings import Settings
@@ -878,6 +880,32 @@ class CreditService:
             [decision], caller, [request], offers=[offers.model_dump(mode="json")], policy=policy
         )
         return FirmOffers(decision=decision, offers=offers, records=records)
+
+    def recourse(
+        self,
+        firm_id: str,
+        target_grade: str | None = None,
+        as_of: datetime | None = None,
+        *,
+        caller: Caller,
+    ) -> Recourse:
+        """Plans of actions on the firm's own records that reach ``target_grade`` (default:
+        one grade better), from the records the caller's consent covers, as of the date its
+        score is made (the latest features, or at or before ``as_of``). Nothing is recorded:
+        no decision is made; the plans are recomputed from records and scored by the model
+        in service (:func:`credit.recourse.find_plans`)."""
+        grant = self.authorize(caller, firm_id)
+        model = self.model()
+        found = self.scoped_features(firm_id, as_of, grant)
+        known = self._known(firm_id, found.as_of, datetime.now(UTC), grant.sources)
+        if known.firm is None and not any(known.records.values()):
+            raise NotFoundError(f"firm {firm_id} has no records shared with you")
+        try:
+            return find_plans(model, known.records, known.firm, found.as_of, target_grade)
+        except RecourseError as exc:
+            raise InvalidInputError(str(exc)) from exc
+        except ScoringInputError as exc:
+            raise InvalidInputError(f"the features do not fit the model: {exc}") from exc
 
     # ---- use cases: seller links ---------------------------------------------------------
 

@@ -282,6 +282,33 @@ def _rows(rt: RecordType, rows: Any, firm_id: str) -> list[tuple[Any, ...]]:
     return list(zip(*columns, strict=True))
 
 
+class RowCache:
+    """Rows already converted for the online tables, by record object.
+
+    A caller that computes many variants of one firm's records (seller recourse: the same
+    records with a few invoices paid) passes one cache to :func:`compute_many`, so a record
+    object reused unchanged is converted once. Records are keyed by identity and held by the
+    cache: a record must not be changed in place after it was computed (replace it).
+    """
+
+    def __init__(self) -> None:
+        self._rows: dict[int, tuple[Mapping[str, Any], tuple[Any, ...]]] = {}
+
+    def rows(
+        self, rt: RecordType, records: Sequence[Mapping[str, Any]], firm_id: str
+    ) -> list[tuple[Any, ...]]:
+        pos = rt.columns.index("firm_id")
+        fresh = [r for r in records if self._rows.get(id(r), (None,))[0] is not r]
+        if fresh:
+            for r, row in zip(fresh, _rows(rt, fresh, ""), strict=True):
+                self._rows[id(r)] = (r, row)
+        out = []
+        for r in records:
+            row = self._rows[id(r)][1]
+            out.append((*row[:pos], firm_id, *row[pos + 1 :]))
+        return out
+
+
 def compute(
     records: Mapping[str, Any],
     as_of: Any,
@@ -324,12 +351,15 @@ def compute(
 OnlineItem = tuple[Mapping[str, Any], Any, Mapping[str, Any] | None]
 
 
-def compute_many(items: Sequence[OnlineItem], lags: Lags | None = None) -> list[dict[str, float]]:
+def compute_many(
+    items: Sequence[OnlineItem], lags: Lags | None = None, cache: RowCache | None = None
+) -> list[dict[str, float]]:
     """:func:`compute` for several firms at once, in one query (e.g. a batch of requests).
 
     Each item is ``(records, as_of, firm)`` as :func:`compute` takes them; items never see
     each other's records, even when they name the same firm. The query's fixed cost
-    (planning) is paid once for the whole batch.
+    (planning) is paid once for the whole batch. ``cache``: rows converted by an earlier
+    call (:class:`RowCache`), for records given as lists of dicts.
 
     Returns
     -------
@@ -348,7 +378,10 @@ def compute_many(items: Sequence[OnlineItem], lags: Lags | None = None) -> list[
         key = f"_item{i}"
         for name, rt in RECORD_TYPES.items():
             rows: Any = ([dict(firm)] if firm else []) if name == "firms" else records.get(name)
-            tables[name].extend(_rows(rt, rows, key))
+            if cache is not None and isinstance(rows, list) and rows:
+                tables[name].extend(cache.rows(rt, rows, key))
+            else:
+                tables[name].extend(_rows(rt, rows, key))
         as_ofs.append(_as_timestamp(as_of))
     if not as_ofs:
         return []

@@ -37,10 +37,12 @@ from markupsafe import Markup
 
 from api.notices import date_words, html_headers, render_html, stylesheet
 from api.ratelimit import TokenBucket
+from credit.actions import NOW_DAYS
 from credit.errors import NotFoundError, NotSharedError, UseCaseError
 from credit.links import LinkError
 from credit.offers import Offer, monthly_activity
 from credit.records import ID_PATTERN
+from credit.recourse import Plan, Recourse
 from credit.service import CreditService, Party
 from features import catalog
 
@@ -216,6 +218,43 @@ def _drivers(reasons: Sequence[Mapping[str, Any]]) -> list[dict[str, str | None]
     return out
 
 
+def _when(days: int) -> str:
+    if days <= NOW_DAYS:
+        return "within a week"
+    months = round(days / 30)
+    return f"in {months} months"
+
+
+def _plan_card(p: Plan, now_score: int) -> dict[str, Any]:
+    cash = p.cash_usd
+    return {
+        "grade": p.after.grade,
+        "score": p.after.score,
+        "delta": p.after.score - now_score,
+        "when": _when(p.horizon_days),
+        "steps": [{"text": a.text, "effort": a.cost.effort} for a in p.actions],
+        "cash": money(cash, "USD") if cash >= 1 else None,
+        "without": p.without.grade,
+        "without_score": p.without.score,
+        "side_effects": [catalog.get(e["feature"]).description for e in p.side_effects],
+    }
+
+
+def recourse_context(found: Recourse | None, now_score: int) -> dict[str, Any]:
+    """The recourse section of the seller page: the plans, or why there are none."""
+    if found is None:
+        return {"recourse": None}
+    best = found.best
+    return {
+        "recourse": {
+            "target": found.target_grade,
+            "already": found.already,
+            "plans": [_plan_card(p, now_score) for p in found.plans],
+            "best": None if best is None else _plan_card(best, now_score),
+        }
+    }
+
+
 def _sentence(text: str) -> str:
     """``text`` as a sentence: a capital first letter and a full stop (the engine's messages
     are clauses; the page lists several in a row)."""
@@ -385,6 +424,12 @@ def seller_page(
     except UseCaseError:
         return _problem(503, "Temporarily unavailable", "Please try again in a few minutes.")
     d, offers = fo.decision, fo.offers
+    try:  # the page still shows the offers when the plans cannot be made
+        plans: Recourse | None = service.recourse(
+            firm_id, None, d.as_of, caller=Party(tenant=link.tenant)
+        )
+    except UseCaseError:
+        plans = None
     word, meaning = GRADE_WORDS.get(d.grade, (f"Grade {d.grade}", ""))
     activity = monthly_activity(fo.records, d.as_of, months=12)
     declines = [
@@ -408,6 +453,7 @@ def seller_page(
         "offers": [_offer_card(o) for o in offers.offers],
         "declines": declines,
         "drivers": _drivers(d.reasons),
+        **recourse_context(plans, d.score),
         "chart": activity_chart(activity, offers.currency),
         "activity": [
             {"month": f"{month:%b %Y}", **{k: money(v) for k, v in values.items()}}

@@ -296,3 +296,23 @@ def simulate_latent(rng: np.random.Generator, n: int, cal: Calendar) -> Latent:
         sales=sales,
         loans=loans,
     )
+
+
+def standard_pd(w: Latent, firm: np.ndarray, day: np.ndarray) -> np.ndarray:
+    """The true PD a firm would have for a standard loan applied for on ``day`` (a
+    working-capital advance sized at the product's usual share of sales: leverage 0), by the
+    same formula as the loans' (:func:`simulate_latent`), without the idiosyncratic term a
+    loan adds: health over the last three completed months, its trend and the segment.
+
+    For evaluation only (the seller-recourse report asks it how a firm's true risk moves
+    between two dates). ``firm``: 0-based firm index (``F000001`` is 0)."""
+    t = np.clip(w.cal.month_of(np.asarray(day, dtype=np.int64)), 1, w.cal.months - 1)
+    firm = np.asarray(firm, dtype=np.int64)
+    h = w.health
+    lo = np.maximum(t - 3, 0)
+    state = np.array([h[f, a:b].mean() for f, a, b in zip(firm, lo, t, strict=True)])
+    trend = h[firm, t - 1] - h[firm, np.maximum(t - 4, 0)]
+    seg = BM_RISK[w.pop.bm[firm]] + CATEGORY_RISK[w.pop.category[firm]]
+    logit = PD_INTERCEPT + seg + PRODUCT_RISK[0] + PD_HEALTH * state + PD_TREND * trend
+    out: np.ndarray = sigmoid(logit)
+    return out

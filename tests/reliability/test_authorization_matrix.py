@@ -47,6 +47,7 @@ ROUTES: dict[tuple[str, str], str] = {
     ("POST", "/v1/score"): "firm",
     ("POST", "/v1/score/batch"): "firm",
     ("GET", "/v1/firms/{firm_id}/offers"): "firm",
+    ("GET", "/v1/firms/{firm_id}/recourse"): "firm",
     ("POST", "/v1/firms/{firm_id}/seller-link"): "firm",
     ("GET", "/sellers/{firm_id}"): "token",
     ("GET", "/v1/decisions/{decision_id}"): "own",
@@ -105,6 +106,10 @@ FIRM_CALLS: dict[str, tuple[tuple[str, ...], Any]] = {
     "GET /v1/firms/{firm_id}/offers": (
         ("lender", "platform", "admin"),
         lambda c, f, k: c.get(f"/v1/firms/{f}/offers?as_of={AS_OF}", headers=k),
+    ),
+    "GET /v1/firms/{firm_id}/recourse": (
+        ("lender", "platform", "admin"),
+        lambda c, f, k: c.get(f"/v1/firms/{f}/recourse?as_of={AS_OF}", headers=k),
     ),
     "POST /v1/firms/{firm_id}/seller-link": (
         ("platform",),
