@@ -43,6 +43,8 @@ Needs the ``bench`` extra (``pip install -e '.[bench]'``: dice-ml).
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import math
 import sys
@@ -146,15 +148,19 @@ class DiceRunner:
 
         q = pd.DataFrame([{n: (SENTINEL if math.isnan(x[n]) else x[n]) for n in self.names}])
         try:
-            r = self.dice.generate_counterfactuals(
-                q,
-                total_CFs=3,
-                desired_range=[0.0, upper_pd * (1 - 1e-6)],
-                features_to_vary=self.vary,
-                permitted_range=self.ranges,
-                random_seed=0,
-                verbose=False,
-            )
+            with (
+                contextlib.redirect_stdout(io.StringIO()),
+                contextlib.redirect_stderr(io.StringIO()),
+            ):
+                r = self.dice.generate_counterfactuals(
+                    q,
+                    total_CFs=3,
+                    desired_range=[0.0, upper_pd * (1 - 1e-6)],
+                    features_to_vary=self.vary,
+                    permitted_range=self.ranges,
+                    random_seed=0,
+                    verbose=False,
+                )
         except UserConfigValidationException:  # "no counterfactuals found"
             return []
         cf = r.cf_examples_list[0].final_cfs_df

@@ -320,12 +320,15 @@ def settle_supplier_arrears(book: Book, level: float) -> Applied | None:
     if n == 0:
         return None
     every = n == n_all
-    text = (
-        f"Pay all {n} overdue supplier invoices ({_money(paid)}) this week."
-        if every
-        else f"Pay your {n} oldest overdue supplier invoices ({_money(paid)} of the "
-        f"{n_all} overdue) this week."
-    )
+    if n == 1 and every:
+        text = f"Pay the overdue supplier invoice ({_money(paid)}) this week."
+    elif every:
+        text = f"Pay all {n} overdue supplier invoices ({_money(paid)}) this week."
+    else:
+        oldest = (
+            "oldest overdue supplier invoice" if n == 1 else f"{n} oldest overdue supplier invoices"
+        )
+        text = f"Pay your {oldest} ({_money(paid)} of the {n_all} overdue) this week."
     return Applied(
         "settle_supplier_arrears",
         {"invoices": n, "amount_usd": round(paid, 2), "all": every},
@@ -342,8 +345,12 @@ def collect_receivables(book: Book, level: float) -> Applied | None:
     return Applied(
         "collect_receivables",
         {"invoices": n, "amount_usd": round(amount, 2), "buyers": len(buyers)},
-        f"Collect the {n} overdue invoices your buyers owe you ({_money(amount)}, "
-        f"{len(buyers)} buyer{'s' if len(buyers) != 1 else ''}) this week.",
+        (
+            f"Collect the overdue invoice your buyer owes you ({_money(amount)}) this week."
+            if n == 1
+            else f"Collect the {n} overdue invoices your buyers owe you ({_money(amount)}, "
+            f"{len(buyers)} buyer{'s' if len(buyers) != 1 else ''}) this week."
+        ),
         Cost(effort=f"chasing {len(buyers)} buyer{'s' if len(buyers) != 1 else ''}"),
         n,
     )
@@ -398,8 +405,8 @@ def pay_suppliers_on_time(book: Book, level: float) -> Applied | None:
         "pay_suppliers_on_time",
         {"invoices": len(changes), "amount_usd": round(amount, 2), "months": months},
         f"Pay every supplier invoice on its due date for the next {months} months "
-        f"({len(changes)} invoices, about {_money(amount)}).",
-        Cost(days=book.horizon_days, effort="paying on the due date"),
+        f"({len(changes)} invoice{'s' if len(changes) != 1 else ''}, about {_money(amount)}).",
+        Cost(cash_usd=amount, days=book.horizon_days, effort="paying on the due date"),
         len(changes),
     )
 
@@ -458,7 +465,8 @@ def ship_tracked_express(book: Book, level: float) -> Applied | None:
     return Applied(
         "ship_tracked_express",
         {"shipments": len(changes), "months": months, "weight_kg": round(kg, 1)},
-        f"Send your next {len(changes)} shipments by tracked express ({months} months; "
+        f"Send your next {len(changes)} shipment{'s' if len(changes) != 1 else ''} by tracked "
+        f"express ({months} months; "
         f"roughly {_money(cost)} more in freight).",
         Cost(cash_usd=cost, days=book.horizon_days, effort="switching carriers"),
         len(changes),
@@ -559,7 +567,14 @@ def action(name: str) -> Action:
     for a in ACTIONS:
         if a.name == name:
             return a
-    raise KeyError(f"unknown action {name!r}; expected one of {', '.join(ACTION_NAMES)}")
+    hint = (
+        f" ({KEEP_TRADING} is not a step: a horizon past {NOW_DAYS} days includes it)"
+        if name == KEEP_TRADING
+        else ""
+    )
+    raise KeyError(
+        f"unknown action {name!r}; expected one of {', '.join(a.name for a in ACTIONS)}{hint}"
+    )
 
 
 @dataclass(frozen=True)

@@ -144,6 +144,10 @@ class Recourse:
     plans: list[Plan]
     best: Plan | None
     message: str
+    #: ``already`` (at the target), ``in_a_week`` (the records as they stand reach it
+    #: within a week, nothing to do), ``plans``, ``best`` (the best reachable grade instead)
+    #: or ``none`` (no plan improves on the current grade)
+    status: str = "plans"
     #: search figures: compositions scored, plans verified from records, records recomputed
     searched: int = 0
     verified: int = 0
@@ -153,11 +157,11 @@ class Recourse:
 
     @property
     def reachable(self) -> bool:
-        return bool(self.plans) or self.already
+        return self.status in ("already", "in_a_week", "plans")
 
     @property
     def already(self) -> bool:
-        return self.message.startswith("already")
+        return self.status == "already"
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -165,6 +169,7 @@ class Recourse:
             "target_grade": self.target_grade,
             "current": self.current.as_dict(),
             "reachable": self.reachable,
+            "status": self.status,
             "plans": [p.as_dict() for p in self.plans],
             "best_reachable": None if self.best is None else self.best.as_dict(),
             "message": self.message,
@@ -360,6 +365,9 @@ class _Search:
                 self.refused += 1
                 plans.append(None)
                 continue
+            if c.singles and o.pd >= self.base_out[c.horizon].pd:
+                plans.append(None)  # no better than doing nothing over the same time
+                continue
             plans.append(
                 Plan(
                     horizon_days=c.horizon,
@@ -457,7 +465,7 @@ def find_plans(
     search.target = target
     search.recomputed += 1
 
-    def done(plans: list[Plan], best: Plan | None, message: str) -> Recourse:
+    def done(status: str, plans: list[Plan], best: Plan | None, message: str) -> Recourse:
         for p in [*plans, *([best] if best is not None else [])]:
             _explain(model, p, now_values, search.base[p.horizon_days])
         return Recourse(
@@ -467,6 +475,7 @@ def find_plans(
             plans=plans,
             best=best,
             message=message,
+            status=status,
             searched=search.searched,
             verified=search.verified,
             recomputed=search.recomputed,
@@ -475,13 +484,24 @@ def find_plans(
         )
 
     if search.reaches(current.grade):
-        return done([], None, f"already at grade {current.grade}, at or better than {target}")
+        return done(
+            "already", [], None, f"already at grade {current.grade}, at or better than {target}"
+        )
     chosen: list[Plan] = []
     tried: list[_Candidate] = []
     pool: list[_Candidate] = []
     for phase in (HORIZONS[:2], HORIZONS[2:]):
         for h in phase:
             search.horizon(h)
+        if NOW_DAYS in phase and search.reaches(search.base_out[NOW_DAYS].grade):
+            return done(
+                "in_a_week",
+                [],
+                None,
+                f"nothing to do: as they stand, the firm's records reach grade {target} within "
+                f"a week (grade {search.base_out[NOW_DAYS].grade} on "
+                f"{search.started[NOW_DAYS][0].scored_at:%Y-%m-%d})",
+            )
         for h in phase:
             pool.extend(search.candidates(h))
         feasible = sorted(
@@ -515,7 +535,7 @@ def find_plans(
     if chosen:
         chosen.sort(key=lambda p: (len(p.actions), p.horizon_days, p.cash_usd, p.after.pd))
         n = len(chosen)
-        return done(chosen, None, f"{n} plan{'s' if n != 1 else ''} reach grade {target}")
+        return done("plans", chosen, None, f"{n} plan{'s' if n != 1 else ''} reach grade {target}")
     # nothing reaches the target: the best reachable, verified (in one batch; the estimate
     # of a composition can be off, so one of these may reach the target after all)
     ranked = [c for c in sorted(pool, key=lambda c: (c.pd, c.size)) if c not in tried]
@@ -523,16 +543,18 @@ def find_plans(
     verified.sort(key=lambda p: (p.after.pd, len(p.actions)))
     reached = [p for p in verified if search.reaches(p.after.grade)]
     if reached:
-        return done(reached[:1], None, f"1 plan reaches grade {target}")
+        return done("plans", reached[:1], None, f"1 plan reaches grade {target}")
     best = verified[0] if verified else None
     if best is None or best.after.pd >= current.pd:
         return done(
+            "none",
             [],
             None,
             f"no plan within the actions' bounds reaches grade {target} or improves on "
             f"grade {current.grade}",
         )
     return done(
+        "best",
         [],
         best,
         f"no plan within the actions' bounds reaches grade {target}; the best reachable is "

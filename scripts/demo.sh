@@ -89,6 +89,10 @@ echo "A real decision for $firm (POST /v1/score):"
 curl -fs -X POST "$base/v1/score" -H "X-API-Key: $lender_key" \
   -H 'Content-Type: application/json' -d "{\"firm_id\": \"$firm\"}" | python -m json.tool
 
+echo
+echo "What would move $firm to a better grade (GET /v1/firms/$firm/recourse, docs/recourse.md):"
+curl -fs "$base/v1/firms/$firm/recourse" -H "X-API-Key: $lender_key" | python scripts/demo_recourse.py
+
 bash scripts/demo_offers.sh "$firm" "$lender_key" "$base"
 
 step "9/9 Events and monitoring: signed webhooks, a watched firm gets worse (docs/webhooks.md, docs/portfolio.md)"

@@ -39,6 +39,9 @@ Score it (lender key):
 Its offers under the default policy (lender or platform key):
   curl -s $base/v1/firms/$firm/offers -H "X-API-Key: $lender_key"
 
+What would move it to the next grade, or to grade B (lender or platform key):
+  curl -s "$base/v1/firms/$firm/recourse?target_grade=B" -H "X-API-Key: $lender_key"
+
 A new seller link, as a platform asks for one (platform key, shown once):
   curl -s -X POST $base/v1/firms/$firm/seller-link -H "X-API-Key: $platform_key"
 TXT

@@ -234,9 +234,12 @@ def _plan_card(p: Plan, now_score: int) -> dict[str, Any]:
         "when": _when(p.horizon_days),
         "steps": [{"text": a.text, "effort": a.cost.effort} for a in p.actions],
         "cash": money(cash, "USD") if cash >= 1 else None,
+        # a plan of actions (not only time): compare it with doing nothing meanwhile
+        "acts": bool(p.steps),
         "without": p.without.grade,
         "without_score": p.without.score,
-        "side_effects": [catalog.get(e["feature"]).description for e in p.side_effects],
+        "side_effects": [catalog.get(e["feature"]).description.rstrip(".") for e in p.side_effects],
+        "without_label": "Doing nothing" if p.horizon_days <= NOW_DAYS else "Trading as now",
     }
 
 
@@ -249,6 +252,7 @@ def recourse_context(found: Recourse | None, now_score: int) -> dict[str, Any]:
         "recourse": {
             "target": found.target_grade,
             "already": found.already,
+            "in_a_week": found.status == "in_a_week",
             "plans": [_plan_card(p, now_score) for p in found.plans],
             "best": None if best is None else _plan_card(best, now_score),
         }

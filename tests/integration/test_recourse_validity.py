@@ -62,24 +62,23 @@ def _plans(results: list[Any]) -> list[tuple[str, str, Any, dict[str, Any], dict
 
 
 def test_the_search_returns_plans_for_many_firms(results: list[Any]) -> None:
-    told = Counter(
-        "already"
-        if r["message"].startswith("already")
-        else "plans"
-        if r["plans"]
-        else "best"
-        if r["best_reachable"]
-        else "none"
-        for *_, r in results
-    )
+    told = Counter(r["status"] for *_, r in results)
     assert len(results) == len(DATES) * FIRMS_PER_DATE
-    # most firms get a plan to the next grade; the rest are told the best they can reach
+    # many firms get a plan to the next grade; the rest are told the best they can reach
     assert told["plans"] >= 0.3 * len(results), told
     for *_, r in results:
-        assert r["reachable"] == bool(r["plans"] or r["message"].startswith("already"))
+        assert r["status"] in ("already", "in_a_week", "plans", "best", "none")
+        assert r["reachable"] == (r["status"] in ("already", "in_a_week", "plans"))
+        assert bool(r["plans"]) == (r["status"] == "plans")
+        assert (r["best_reachable"] is not None) == (r["status"] == "best")
         assert len(r["plans"]) <= 3
         for p in r["plans"]:
             assert len(p["actions"]) <= 3
+            # a plan of actions beats doing nothing over the same time
+            if p["steps"]:
+                assert p["after"]["pd"] < p["without_plan"]["pd"]
+        if r["best_reachable"] is not None:
+            assert r["best_reachable"]["after"]["pd"] < r["current"]["pd"]
 
 
 def test_every_plan_reaches_the_grade_it_claims_when_replayed(
