@@ -22,7 +22,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any, Literal
 
 import pandas as pd
@@ -630,12 +629,3 @@ def apply_steps(
         if done is not None:
             applied.append(done)
     return out, applied
-
-
-def feature_inputs(book: Book) -> tuple[dict[str, list[dict[str, Any]]], dict[str, Any] | None]:
-    """The book's records as :func:`features.pipeline.compute` takes them."""
-    return dict(book.records), book.firm
-
-
-def when(book: Book) -> datetime:
-    return book.scored_at.to_pydatetime()

@@ -96,6 +96,8 @@ class Plan:
     side_effects: list[dict[str, Any]] = field(default_factory=list)
     #: log-odds change from now (the sum of every feature's SHAP change)
     raw_change: float = 0.0
+    #: the feature vector after (what the SHAP changes are computed on)
+    values: dict[str, float] = field(default_factory=dict, repr=False)
 
     @property
     def names(self) -> frozenset[str]:
@@ -256,7 +258,7 @@ class _Search:
         self.target = target
         self.grades = model.scale.grades
         self.max_actions = max_actions
-        self.names = [n for n in model.feature_names]
+        self.names = list(model.feature_names)
         self.direction = {f.name: f.risk_direction for f in catalog.CATALOG}
         self.base: dict[int, dict[str, float]] = {}
         self.base_out: dict[int, Outcome] = {}
@@ -336,9 +338,9 @@ class _Search:
     def reaches(self, grade: str) -> bool:
         return self.grades.index(grade) <= self.grades.index(self.target)
 
-    def verify(self, cands: Sequence[_Candidate], current: dict[str, float]) -> list[Plan | None]:
+    def verify(self, cands: Sequence[_Candidate]) -> list[Plan | None]:
         """Each candidate from records: its plan, or ``None`` when it moves an undisclosed
-        feature the risky way."""
+        feature the risky way or does no better than doing nothing over the same time."""
         if not cands:
             return []
         built = [
@@ -385,9 +387,9 @@ class _Search:
                         }
                         for f in worse
                     ],
+                    values=v,
                 )
             )
-            plans[-1]._values = v  # type: ignore[union-attr]
         return plans
 
 
@@ -395,7 +397,7 @@ def _explain(
     model: ScoringModel, plan: Plan, current: dict[str, float], base: dict[str, float]
 ) -> None:
     """The SHAP change of each feature the plan moves (from now to after)."""
-    after: dict[str, float] = plan._values  # type: ignore[attr-defined]
+    after = plan.values
     phi = model.contributions(_matrix(model, [current, after]))
     names = model.feature_names
     delta = phi[1, :-1] - phi[0, :-1]
@@ -419,7 +421,6 @@ def _explain(
         )
     rows.sort(key=lambda r: float(r["contribution_change"]))
     plan.changes = rows
-    del plan._values  # type: ignore[attr-defined]
 
 
 def _num(x: float) -> float | None:
@@ -523,7 +524,7 @@ def find_plans(
             if not picks:
                 break
             tried.extend(picks)
-            for plan in search.verify(picks, now_values):
+            for plan in search.verify(picks):
                 if plan is None or not search.reaches(plan.after.grade):
                     continue
                 if len(chosen) < max_plans and not any(plan.names >= q.names for q in chosen):
@@ -539,7 +540,7 @@ def find_plans(
     # nothing reaches the target: the best reachable, verified (in one batch; the estimate
     # of a composition can be off, so one of these may reach the target after all)
     ranked = [c for c in sorted(pool, key=lambda c: (c.pd, c.size)) if c not in tried]
-    verified = [p for p in search.verify(ranked[: 2 * MAX_PLANS], now_values) if p is not None]
+    verified = [p for p in search.verify(ranked[: 2 * MAX_PLANS]) if p is not None]
     verified.sort(key=lambda p: (p.after.pd, len(p.actions)))
     reached = [p for p in verified if search.reaches(p.after.grade)]
     if reached:

@@ -14,10 +14,7 @@ screenshots land in the test's tmp folder, with a copy in /tmp/tradecredit-brows
 from __future__ import annotations
 
 import shutil
-import socket
 import struct
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -29,18 +26,10 @@ from api.main import create_app
 from credit.keys import create_key
 from credit.settings import Settings
 from tests.api_support import train_catalog_model
+from tests.browser_support import chromium, free_port, served
 from tests.consent_support import CUSTOMS, MARKET, firm_records, h
 from tests.seller_support import simulated_records
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 WIDTH = 390
 SCALE = 2
 AS_OF = "2025-07-01"
@@ -53,12 +42,6 @@ KEEP = Path("/tmp/tradecredit-browser")  # copies for a person to look at
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.slow]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _push(base: str, key: str, records: dict[str, Any]) -> None:
     r = httpx.post(f"{base}/v1/records", json={"records": records}, headers=h(key), timeout=60)
     assert r.status_code == 200, r.text
@@ -68,60 +51,36 @@ def _push(base: str, key: str, records: dict[str, Any]) -> None:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    import uvicorn
-
-    port = _free_port()
+    port = free_port()
     # The service's address is its public address: the consent links point at it.
     settings = Settings(
         data_dir=tmp_path_factory.mktemp("consent-browser") / "var", api_rate_limit=0, api_port=port
     )
     model = train_catalog_model()
     app = create_app(settings=settings, model_loader=lambda s: model)
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not srv.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.05)
-    engine = app.state.service.engine
-    keys = {
-        "market": create_key(engine, MARKET, "platform")[1],
-        "customs": create_key(engine, CUSTOMS, "platform")[1],
-        "lender": create_key(engine, LENDER, "lender")[1],
-        "long_lender": create_key(engine, LONG_LENDER, "lender")[1],
-        "long_provider": create_key(engine, LONG_PROVIDER, "platform")[1],
-    }
-    base = f"http://127.0.0.1:{port}"
-    frames = simulated_records()
-    by_payments = frames["payments"]["firm_id"].value_counts().index
-    firm, other = str(by_payments[0]), str(by_payments[1])  # the two with the most payments
-    recs = firm_records(frames, firm)
-    _push(base, keys["market"], {"firms": recs["firms"], "payments": recs["payments"]})
-    _push(base, keys["customs"], {"customs": recs["customs"], "shipments": recs["shipments"]})
-    recs = firm_records(frames, other)
-    _push(base, keys["long_provider"], {"firms": recs["firms"], "payments": recs["payments"]})
-    try:
+    with served(app, port) as base:
+        engine = app.state.service.engine
+        keys = {
+            "market": create_key(engine, MARKET, "platform")[1],
+            "customs": create_key(engine, CUSTOMS, "platform")[1],
+            "lender": create_key(engine, LENDER, "lender")[1],
+            "long_lender": create_key(engine, LONG_LENDER, "lender")[1],
+            "long_provider": create_key(engine, LONG_PROVIDER, "platform")[1],
+        }
+        frames = simulated_records()
+        by_payments = frames["payments"]["firm_id"].value_counts().index
+        firm, other = str(by_payments[0]), str(by_payments[1])  # the two with the most payments
+        recs = firm_records(frames, firm)
+        _push(base, keys["market"], {"firms": recs["firms"], "payments": recs["payments"]})
+        _push(base, keys["customs"], {"customs": recs["customs"], "shipments": recs["shipments"]})
+        recs = firm_records(frames, other)
+        _push(base, keys["long_provider"], {"firms": recs["firms"], "payments": recs["payments"]})
         yield {"base": base, "keys": keys, "firm": firm, "other": other}
-    finally:
-        srv.should_exit = True
-        thread.join(timeout=10)
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    if not CHROMIUM.exists():
-        pytest.skip(f"Chromium not found at {CHROMIUM}: apt-get install -y chromium")
-    sync_api = pytest.importorskip(
-        "playwright.sync_api", reason="playwright not installed: pip install playwright"
-    )
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
+    yield from chromium()
 
 
 @pytest.fixture

@@ -9,8 +9,6 @@ screenshot is kept in /tmp/tradecredit-browser/seller_recourse.png for a person 
 from __future__ import annotations
 
 import shutil
-import threading
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,8 +24,8 @@ from credit.settings import Settings
 from credit.store import OPERATOR_SOURCE
 from features.pipeline import compute
 from tests.api_support import MemoryOnlineStore
+from tests.browser_support import chromium, free_port, phone, served
 from tests.consent_support import grant
-from tests.integration.test_browser_seller_page import _free_port, _phone, browser  # noqa: F401
 from tests.recourse_support import build_world
 from tests.seller_support import write_store
 
@@ -37,9 +35,12 @@ AS_OF = datetime(2025, 1, 1, tzinfo=UTC)
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    import uvicorn
+def browser() -> Iterator[Any]:
+    yield from chromium()
 
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     root = tmp_path_factory.mktemp("browser-recourse")
     rw = build_world(root)
     firm_id, plans = next(
@@ -49,31 +50,20 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
     )
     recs, firm = rw.firm_records(firm_id)
     online = MemoryOnlineStore({firm_id: [(AS_OF, compute(recs, AS_OF, firm=firm))]})
-    port = _free_port()
+    port = free_port()
     settings = Settings(data_dir=root / "var", api_rate_limit=0, api_port=port)
     settings.ensure_data_dir()
     write_store(settings.store_path, rw.frames)
     app = create_app(settings=settings, model_loader=lambda s: rw.model, online_store=online)
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not srv.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.05)
-    key = create_key(app.state.service.engine, "shop", "platform")[1]
-    grant(app.state.service.engine, [firm_id], "shop", provider=OPERATOR_SOURCE)
-    try:
-        yield {"base": f"http://127.0.0.1:{port}", "key": key, "firm": firm_id, "plans": plans}
-    finally:
-        srv.should_exit = True
-        thread.join(timeout=10)
+    with served(app, port) as base:
+        key = create_key(app.state.service.engine, "shop", "platform")[1]
+        grant(app.state.service.engine, [firm_id], "shop", provider=OPERATOR_SOURCE)
+        yield {"base": base, "key": key, "firm": firm_id, "plans": plans}
 
 
 def test_a_seller_sees_three_checked_plans(
     server: dict[str, Any],
-    browser: Any,  # noqa: F811
+    browser: Any,
     tmp_path: Path,
 ) -> None:
     r = httpx.post(
@@ -83,7 +73,7 @@ def test_a_seller_sees_three_checked_plans(
     )
     assert r.status_code == 201, r.text
     expected = server["plans"]
-    ctx = _phone(browser)
+    ctx = phone(browser)
     try:
         page = ctx.new_page()
         resp = page.goto(r.json()["url"], wait_until="load")

@@ -10,8 +10,6 @@ notice opens from it, keeps to the page's CSP, and prints.
 from __future__ import annotations
 
 import shutil
-import socket
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,77 +22,30 @@ from api.main import create_app
 from credit.keys import create_key
 from credit.links import link_secret, sign_seller_link
 from credit.store import OPERATOR_SOURCE
+from tests.browser_support import chromium, free_port, phone, served
 from tests.consent_support import grant
 from tests.seller_support import train_model, world_service
-
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.slow]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    import uvicorn
-
-    port = _free_port()
+    port = free_port()
     # The service's address is its public address: seller links point at it.
     w = world_service(tmp_path_factory.mktemp("browser") / "var", api_port=port)
     model = train_model()
     app = create_app(settings=w["settings"], model_loader=lambda s: model, online_store=w["online"])
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not srv.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.05)
-    key = create_key(app.state.service.engine, "shop", "platform")[1]
-    # the platform may show the firms (the record store's records: the operator's)
-    grant(app.state.service.engine, [w["good"], w["risky"]], "shop", provider=OPERATOR_SOURCE)
-    try:
-        yield {**w, "base": f"http://127.0.0.1:{port}", "key": key}
-    finally:
-        srv.should_exit = True
-        thread.join(timeout=10)
+    with served(app, port) as base:
+        key = create_key(app.state.service.engine, "shop", "platform")[1]
+        # the platform may show the firms (the record store's records: the operator's)
+        grant(app.state.service.engine, [w["good"], w["risky"]], "shop", provider=OPERATOR_SOURCE)
+        yield {**w, "base": base, "key": key}
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    if not CHROMIUM.exists():
-        pytest.skip(f"Chromium not found at {CHROMIUM}: apt-get install -y chromium")
-    sync_api = pytest.importorskip(
-        "playwright.sync_api", reason="playwright not installed: pip install playwright"
-    )
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
-
-
-def _phone(browser: Any) -> Any:
-    return browser.new_context(
-        viewport={"width": 390, "height": 844},
-        device_scale_factor=2,
-        is_mobile=True,
-        java_script_enabled=False,  # the essentials must work without JavaScript
-    )
+    yield from chromium()
 
 
 def test_a_seller_sees_offers_and_drivers(
@@ -106,7 +57,7 @@ def test_a_seller_sees_offers_and_drivers(
         timeout=30,
     )
     assert r.status_code == 201, r.text
-    ctx = _phone(browser)
+    ctx = phone(browser)
     try:
         page = ctx.new_page()
         resp = page.goto(r.json()["url"], wait_until="load")
@@ -146,7 +97,7 @@ def test_an_expired_link_shows_the_403_page(
 ) -> None:
     secret = link_secret(server["settings"])
     token = sign_seller_link(server["good"], "shop", secret, ttl_seconds=900, now=time.time() - 901)
-    ctx = _phone(browser)
+    ctx = phone(browser)
     try:
         page = ctx.new_page()
         resp = page.goto(f"{server['base']}/sellers/{server['good']}?token={token.token}")
@@ -168,7 +119,7 @@ def test_a_declined_seller_opens_and_prints_its_notice(
         timeout=30,
     )
     assert r.status_code == 201, r.text
-    ctx = _phone(browser)
+    ctx = phone(browser)
     try:
         page = ctx.new_page()
         console: list[str] = []

@@ -36,6 +36,7 @@ from credit.actions import (
 from credit.ingest import validate_records
 from features.catalog import feature_names
 from features.pipeline import compute
+from tests.record_support import payment
 
 T = pd.Timestamp("2025-01-01")
 DAY = pd.Timedelta(days=1)
@@ -46,29 +47,6 @@ FIRM = {
     "main_category": "home_furnishings",
     "home_region": "CN-ZJ",
 }
-
-
-def _pay(
-    pid: str,
-    kind: str,
-    amount: float,
-    occurred: str,
-    due: str | None = None,
-    paid: str | None = None,
-    cp: str = "CP1",
-) -> dict[str, Any]:
-    return {
-        "payment_id": pid,
-        "firm_id": "F1",
-        "kind": kind,
-        "direction": "in" if kind in ("settlement", "b2b_receipt", "loan_disbursement") else "out",
-        "amount_usd": amount,
-        "currency": "USD",
-        "counterparty_id": cp,
-        "occurred_at": occurred,
-        "due_at": due,
-        "paid_at": paid,
-    }
 
 
 def _decl(
@@ -129,35 +107,35 @@ def records() -> dict[str, list[dict[str, Any]]]:
     """
     payments = [
         # supplier invoices overdue and unpaid at T (S2 is paid after T: unpaid at T)
-        _pay("S1", "supplier_payment", 100.0, "2024-09-01", "2024-10-01", None, "SUP1"),
-        _pay("S2", "supplier_payment", 300.0, "2024-10-01", "2024-11-01", "2025-01-10", "SUP2"),
-        _pay("S3", "supplier_payment", 200.0, "2024-11-01", "2024-12-01", None, "SUP1"),
+        payment("S1", "supplier_payment", 100.0, "2024-09-01", "2024-10-01", None, "SUP1"),
+        payment("S2", "supplier_payment", 300.0, "2024-10-01", "2024-11-01", "2025-01-10", "SUP2"),
+        payment("S3", "supplier_payment", 200.0, "2024-11-01", "2024-12-01", None, "SUP1"),
         # due after T, unpaid
-        _pay("S4", "supplier_payment", 50.0, "2024-12-01", "2025-01-15", None, "SUP3"),
+        payment("S4", "supplier_payment", 50.0, "2024-12-01", "2025-01-15", None, "SUP3"),
         # paid late, before T: history
-        _pay("S5", "supplier_payment", 70.0, "2024-08-01", "2024-09-01", "2024-09-20", "SUP2"),
+        payment("S5", "supplier_payment", 70.0, "2024-08-01", "2024-09-01", "2024-09-20", "SUP2"),
         # paid early (its copy is paid on time), and paid late (its copy is late)
-        _pay("S8", "supplier_payment", 40.0, "2024-12-01", "2024-12-31", "2024-12-20", "SUP3"),
-        _pay("S9", "supplier_payment", 60.0, "2024-10-10", "2024-11-10", "2024-12-01", "SUP3"),
+        payment("S8", "supplier_payment", 40.0, "2024-12-01", "2024-12-31", "2024-12-20", "SUP3"),
+        payment("S9", "supplier_payment", 60.0, "2024-10-10", "2024-11-10", "2024-12-01", "SUP3"),
         # issued after T: not known
-        _pay("S6", "supplier_payment", 999.0, "2025-01-05", "2025-02-05", None, "SUP1"),
+        payment("S6", "supplier_payment", 999.0, "2025-01-05", "2025-02-05", None, "SUP1"),
         # issued exactly at T: not known either
-        _pay("S7", "supplier_payment", 888.0, "2025-01-01", "2025-02-01", None, "SUP1"),
+        payment("S7", "supplier_payment", 888.0, "2025-01-01", "2025-02-01", None, "SUP1"),
         # receivables overdue and unpaid
-        _pay("B1", "b2b_receipt", 500.0, "2024-10-15", "2024-11-15", None, "BUY1"),
-        _pay("B2", "b2b_receipt", 250.0, "2024-11-15", "2024-12-15", None, "BUY2"),
+        payment("B1", "b2b_receipt", 500.0, "2024-10-15", "2024-11-15", None, "BUY1"),
+        payment("B2", "b2b_receipt", 250.0, "2024-11-15", "2024-12-15", None, "BUY2"),
         # a receivable not yet due, and one collected
-        _pay("B3", "b2b_receipt", 150.0, "2024-12-10", "2025-01-10", None, "BUY1"),
-        _pay("B4", "b2b_receipt", 400.0, "2024-09-15", "2024-10-15", "2024-10-20", "BUY2"),
+        payment("B3", "b2b_receipt", 150.0, "2024-12-10", "2025-01-10", None, "BUY1"),
+        payment("B4", "b2b_receipt", 400.0, "2024-09-15", "2024-10-15", "2024-10-20", "BUY2"),
         # a loan: disbursed, one instalment paid, one paid after T, one due later
-        _pay("LD1", "loan_disbursement", 1200.0, "2024-11-01", None, "2024-11-01", "LEND1"),
-        _pay("LR1", "loan_repayment", 400.0, "2024-11-01", "2024-12-01", "2024-12-01", "LEND1"),
-        _pay("LR2", "loan_repayment", 400.0, "2024-11-01", "2024-12-31", "2025-01-02", "LEND1"),
-        _pay("LR3", "loan_repayment", 400.0, "2024-11-01", "2025-01-31", None, "LEND1"),
+        payment("LD1", "loan_disbursement", 1200.0, "2024-11-01", None, "2024-11-01", "LEND1"),
+        payment("LR1", "loan_repayment", 400.0, "2024-11-01", "2024-12-01", "2024-12-01", "LEND1"),
+        payment("LR2", "loan_repayment", 400.0, "2024-11-01", "2024-12-31", "2025-01-02", "LEND1"),
+        payment("LR3", "loan_repayment", 400.0, "2024-11-01", "2025-01-31", None, "LEND1"),
         # platform money
-        _pay("P1", "settlement", 1000.0, "2024-12-10", None, "2024-12-10", "AMAZON"),
-        _pay("R1", "refund", 80.0, "2024-12-20", None, "2024-12-20", "AMAZON"),
-        _pay("R0", "refund", 30.0, "2024-09-20", None, "2024-09-20", "AMAZON"),
+        payment("P1", "settlement", 1000.0, "2024-12-10", None, "2024-12-10", "AMAZON"),
+        payment("R1", "refund", 80.0, "2024-12-20", None, "2024-12-20", "AMAZON"),
+        payment("R0", "refund", 30.0, "2024-09-20", None, "2024-09-20", "AMAZON"),
     ]
     customs = [
         _decl("C0", "2024-08-01", 2000.0),
@@ -291,7 +269,7 @@ def test_as_it_stands_resets_states_reached_at_or_after_t(book: Book) -> None:
 
 
 def test_a_state_reached_exactly_at_t_is_not_reached() -> None:
-    recs = {"payments": [_pay("X1", "supplier_payment", 10.0, "2024-12-01", "2024-12-15",
+    recs = {"payments": [payment("X1", "supplier_payment", 10.0, "2024-12-01", "2024-12-15",
                               "2025-01-01T00:00:00")]}  # fmt: skip
     b = as_it_stands(recs, None, "2025-01-01")
     assert b.records["payments"][0]["paid_at"] is None
@@ -308,7 +286,7 @@ def test_as_it_stands_takes_tz_aware_times_dataframes_and_copies_the_firm() -> N
     assert sorted(_pays(a)) == sorted(_pays(b))
     assert _pays(b)["S2"]["paid_at"] is None
     assert _by_id(b, "shipments")["SH4"]["status"] == "in_transit"
-    tz = {"payments": [_pay("X1", "settlement", 5.0, "2024-12-31T23:30:00-02:00", None,
+    tz = {"payments": [payment("X1", "settlement", 5.0, "2024-12-31T23:30:00-02:00", None,
                             "2024-12-31T23:30:00-02:00")]}  # fmt: skip
     assert as_it_stands(tz, None, T).records["payments"] == []  # 01:30 UTC on Jan 1st
     assert a.firm == FIRM and a.firm is not FIRM
@@ -368,7 +346,7 @@ def test_a_copied_shipment_points_at_the_copied_declaration_only(book: Book) -> 
 
 def test_project_keeps_copied_ids_within_64_characters() -> None:
     long_id = "X" * 62
-    recs = {"payments": [_pay(long_id, "settlement", 5.0, "2024-12-20", None, "2024-12-20")]}
+    recs = {"payments": [payment(long_id, "settlement", 5.0, "2024-12-20", None, "2024-12-20")]}
     p = project(as_it_stands(recs, None, T), 180)
     ids = [r["payment_id"] for r in p.records["payments"]]
     assert ids[0] == long_id
@@ -511,13 +489,13 @@ def test_settle_pays_at_least_one_invoice(book: Book) -> None:
 
 
 def test_settle_one_overdue_invoice_and_ties_by_id() -> None:
-    one = {"payments": [_pay("S1", "supplier_payment", 1234.4, "2024-09-01", "2024-10-01")]}
+    one = {"payments": [payment("S1", "supplier_payment", 1234.4, "2024-09-01", "2024-10-01")]}
     _, (a,) = apply_plan(one, None, T, NOW_DAYS, [Step("settle_supplier_arrears", 0.5)])
     assert a.text == "Pay the overdue supplier invoice ($1,234) this week."
     assert a.params == {"invoices": 1, "amount_usd": 1234.4, "all": True}
     tied = {"payments": [
-        _pay("Sb", "supplier_payment", 100.0, "2024-09-01", "2024-10-01"),
-        _pay("Sa", "supplier_payment", 100.0, "2024-09-01", "2024-10-01"),
+        payment("Sb", "supplier_payment", 100.0, "2024-09-01", "2024-10-01"),
+        payment("Sa", "supplier_payment", 100.0, "2024-09-01", "2024-10-01"),
     ]}  # fmt: skip
     out, (a,) = apply_plan(tied, None, T, NOW_DAYS, [Step("settle_supplier_arrears", 0.5)])
     assert {r["payment_id"]: r["paid_at"] for r in out.records["payments"]} == {
@@ -529,9 +507,9 @@ def test_settle_one_overdue_invoice_and_ties_by_id() -> None:
 def test_settle_does_not_apply_without_overdue_supplier_invoices() -> None:
     # due at T exactly is not overdue; paid before T is not unpaid
     recs = {"payments": [
-        _pay("S1", "supplier_payment", 10.0, "2024-12-01", "2025-01-01"),
-        _pay("S2", "supplier_payment", 10.0, "2024-11-01", "2024-12-01", "2024-12-20"),
-        _pay("S3", "supplier_payment", 10.0, "2024-11-01", None),
+        payment("S1", "supplier_payment", 10.0, "2024-12-01", "2025-01-01"),
+        payment("S2", "supplier_payment", 10.0, "2024-11-01", "2024-12-01", "2024-12-20"),
+        payment("S3", "supplier_payment", 10.0, "2024-11-01", None),
     ]}  # fmt: skip
     b = as_it_stands(recs, None, T)
     assert act.settle_supplier_arrears(b, 1.0) is None
@@ -579,9 +557,9 @@ def test_repay_loans_pays_every_unpaid_instalment_today(book: Book) -> None:
     assert a.cost == Cost(cash_usd=800.0, effort="an early repayment") and a.records == 2
     # two lenders, one instalment each
     recs = {"payments": [
-        _pay("L1", "loan_repayment", 100.0, "2024-11-01", "2025-02-01", None, "LEND1"),
-        _pay("L2", "loan_repayment", 50.0, "2024-11-01", "2025-03-01", None, "LEND2"),
-        _pay("L3", "loan_repayment", 50.0, "2024-11-01", None, None, "LEND2"),  # no due date
+        payment("L1", "loan_repayment", 100.0, "2024-11-01", "2025-02-01", None, "LEND1"),
+        payment("L2", "loan_repayment", 50.0, "2024-11-01", "2025-03-01", None, "LEND2"),
+        payment("L3", "loan_repayment", 50.0, "2024-11-01", None, None, "LEND2"),  # no due date
     ]}  # fmt: skip
     out, (a,) = apply_plan(recs, None, T, NOW_DAYS, [Step("repay_loans", 1.0)])
     assert a.text == "Repay your outstanding loans now: the 2 remaining instalments ($150)."
@@ -618,10 +596,10 @@ def test_pay_suppliers_on_time_pays_on_the_due_date_within_the_horizon(book: Boo
 
 
 def test_pay_suppliers_on_time_does_not_apply_when_nothing_falls_due() -> None:
-    recs = {"payments": [_pay("S1", "supplier_payment", 10.0, "2024-06-01", "2024-07-01")]}
+    recs = {"payments": [payment("S1", "supplier_payment", 10.0, "2024-06-01", "2024-07-01")]}
     _, applied = apply_plan(recs, None, T, 90, [Step("pay_suppliers_on_time", 1.0)])
     assert [a.action for a in applied] == ["keep_trading"]
-    one = {"payments": [_pay("S1", "supplier_payment", 10.0, "2024-12-20", "2025-01-20")]}
+    one = {"payments": [payment("S1", "supplier_payment", 10.0, "2024-12-20", "2025-01-20")]}
     # S1 is due in the horizon, its copy S1.p90 (due 2025-04-20) is not
     out, applied = apply_plan(one, None, T, 90, [Step("pay_suppliers_on_time", 1.0)])
     assert applied[-1].text == (
@@ -647,7 +625,7 @@ def test_cut_refunds_scales_the_projected_refunds_only(book: Book) -> None:
         )
         assert a.cost == Cost(days=90, effort="fewer returns and disputes")
     # no refund in the last 90 days: nothing projected to cut
-    old = {"payments": [_pay("R0", "refund", 30.0, "2024-09-20", None, "2024-09-20")]}
+    old = {"payments": [payment("R0", "refund", 30.0, "2024-09-20", None, "2024-09-20")]}
     _, applied = apply_plan(old, None, T, 90, [Step("cut_refunds", 0.5)])
     assert [a.action for a in applied] == ["keep_trading"]
 

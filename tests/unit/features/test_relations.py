@@ -17,6 +17,7 @@ import pytest
 from features.catalog import CATALOG, feature_names
 from features.pipeline import compute
 from features.relations import relations, violations
+from tests.record_support import payment
 
 AS_OF = "2025-01-01"
 FIRM = {
@@ -68,24 +69,6 @@ def _shipment(i: int, day: str, closed: str | None, status: str, **kw: Any) -> d
     return rec
 
 
-def _payment(
-    pid: str, kind: str, amount: float, occurred: str, due: str | None, paid: str | None, cp: str
-) -> dict[str, Any]:
-    direction = "in" if kind in ("settlement", "b2b_receipt", "loan_disbursement") else "out"
-    return {
-        "payment_id": pid,
-        "firm_id": "F1",
-        "kind": kind,
-        "direction": direction,
-        "amount_usd": amount,
-        "currency": "USD",
-        "counterparty_id": cp,
-        "occurred_at": occurred,
-        "due_at": due,
-        "paid_at": paid,
-    }
-
-
 def _hand_written() -> dict[str, list[dict[str, Any]]]:
     months = [f"2024-{m:02d}-10" for m in range(2, 13)]
     customs = [_customs(i, d) for i, d in enumerate(months)]
@@ -108,18 +91,18 @@ def _hand_written() -> dict[str, list[dict[str, Any]]]:
         _shipment(5, "2024-12-01", "2024-12-06", "delivered"),
     ]
     payments = [
-        _payment("P1", "settlement", 2000.0, "2024-11-15", None, "2024-11-15", "AMAZON"),
-        _payment("P2", "settlement", 1500.0, "2024-12-15", None, "2024-12-15", "SHOPIFY"),
-        _payment("P3", "b2b_receipt", 900.0, "2024-10-01", "2024-11-01", "2024-11-20", "B1"),
-        _payment("P4", "b2b_receipt", 700.0, "2024-11-01", "2024-12-01", None, "B2"),
-        _payment("P5", "supplier_payment", 800.0, "2024-09-01", "2024-10-01", "2024-11-15", "SU1"),
-        _payment("P6", "supplier_payment", 300.0, "2024-11-01", "2024-12-01", None, "SU2"),
-        _payment("P7", "refund", 60.0, "2024-12-05", None, "2024-12-05", "AMAZON"),
-        _payment("P8", "fee", 25.0, "2024-12-05", None, "2024-12-05", "AMAZON"),
-        _payment("P9", "loan_disbursement", 1000.0, "2024-10-01", None, "2024-10-01", "L1"),
-        _payment("P10", "loan_repayment", 520.0, "2024-10-01", "2024-11-01", "2024-11-03", "L1"),
-        _payment("P11", "loan_repayment", 520.0, "2024-10-01", "2024-12-01", None, "L1"),
-        _payment("P12", "loan_repayment", 520.0, "2024-10-01", "2025-01-20", None, "L1"),
+        payment("P1", "settlement", 2000.0, "2024-11-15", None, "2024-11-15", "AMAZON"),
+        payment("P2", "settlement", 1500.0, "2024-12-15", None, "2024-12-15", "SHOPIFY"),
+        payment("P3", "b2b_receipt", 900.0, "2024-10-01", "2024-11-01", "2024-11-20", "B1"),
+        payment("P4", "b2b_receipt", 700.0, "2024-11-01", "2024-12-01", None, "B2"),
+        payment("P5", "supplier_payment", 800.0, "2024-09-01", "2024-10-01", "2024-11-15", "SU1"),
+        payment("P6", "supplier_payment", 300.0, "2024-11-01", "2024-12-01", None, "SU2"),
+        payment("P7", "refund", 60.0, "2024-12-05", None, "2024-12-05", "AMAZON"),
+        payment("P8", "fee", 25.0, "2024-12-05", None, "2024-12-05", "AMAZON"),
+        payment("P9", "loan_disbursement", 1000.0, "2024-10-01", None, "2024-10-01", "L1"),
+        payment("P10", "loan_repayment", 520.0, "2024-10-01", "2024-11-01", "2024-11-03", "L1"),
+        payment("P11", "loan_repayment", 520.0, "2024-10-01", "2024-12-01", None, "L1"),
+        payment("P12", "loan_repayment", 520.0, "2024-10-01", "2025-01-20", None, "L1"),
     ]
     loans = [
         {
