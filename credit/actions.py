@@ -480,8 +480,13 @@ def keep_trading(book: Book, months: int) -> Applied:
     return Applied(
         "keep_trading",
         {"months": months, "export_value_usd": round(value, 2)},
-        f"Keep exporting at your current level for {months} more months (about "
-        f"{_money(value / max(months, 1))} of declared exports a month), then ask again.",
+        (
+            f"Keep exporting at your current level for {months} more months (about "
+            f"{_money(value / max(months, 1))} of declared exports a month), then ask again."
+            if value > 0
+            else f"Keep trading as you do now for {months} more months, then ask again (you "
+            f"declared no exports in the last {months} months)."
+        ),
         Cost(days=book.horizon_days, effort=f"{months} months of trading as now"),
         n,
     )
