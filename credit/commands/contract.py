@@ -183,3 +183,21 @@ def describe(
     else:
         output.write_text(text, encoding="utf-8")
         typer.echo(f"wrote {output}", err=True)
+
+
+@app.command("adapters")
+def adapters(
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Write to this file instead of standard output."),
+    ] = None,
+) -> None:
+    """Print the adapters' field mappings as Markdown (docs/adapters.md is this output)."""
+    from credit.adapters.describe import render_markdown as render_adapters
+
+    text = render_adapters()
+    if output is None:
+        typer.echo(text, nl=False)
+    else:
+        output.write_text(text, encoding="utf-8")
+        typer.echo(f"wrote {output}", err=True)
