@@ -77,12 +77,16 @@ def timestamps(cal: Calendar, days: np.ndarray, missing: np.ndarray | None = Non
     return pa.array(values, type=pa.timestamp("ns"), mask=mask)
 
 
+def contract_schema(name: str) -> pa.Schema:
+    """The Arrow schema of a contract table (its columns in order, their contract types)."""
+    return pa.schema([pa.field(f.name, _ARROW_TYPES[f.dtype]) for f in RECORD_TYPES[name].fields])
+
+
 def _table(name: str, columns: dict[str, pa.Array]) -> pa.Table:
     rt = RECORD_TYPES[name]
     if list(columns) != rt.columns:
         raise RuntimeError(f"simulator built {name} columns {list(columns)}, contract {rt.columns}")
-    schema = pa.schema([pa.field(f.name, _ARROW_TYPES[f.dtype]) for f in rt.fields])
-    return pa.Table.from_arrays(list(columns.values()), schema=schema)
+    return pa.Table.from_arrays(list(columns.values()), schema=contract_schema(name))
 
 
 def _order(*keys: np.ndarray) -> np.ndarray:
