@@ -78,6 +78,21 @@ provided_records = sa.Table(
     sa.Column("ingested_at", _TS, nullable=False),
     sa.Column("content", sa.Text, nullable=False),
 )
+#: every row of an export pushed through an adapter, with its outcome (migration 0009)
+source_rows = sa.Table(
+    "source_rows",
+    _meta,
+    sa.Column("ingestion_id", sa.String(40), primary_key=True),
+    sa.Column("line", sa.Integer, primary_key=True),
+    sa.Column("format", sa.String(32), nullable=False),
+    sa.Column("outcome", sa.String(8), nullable=False),
+    sa.Column("reason", sa.Text),
+    sa.Column("record_type", sa.String(16)),
+    sa.Column("record_id", sa.String(64)),
+    sa.Column("currency", sa.String(3)),
+    sa.Column("amount", sa.Float),
+    sa.Column("usd_rate", sa.Float),
+)
 firm_sources = sa.Table(
     "firm_sources",
     _meta,
@@ -460,6 +475,33 @@ class Ledger:
             self._note_sources(conn, provider, firms, ingested_at)
 
     # ---- reads ----------------------------------------------------------------------------
+
+    def keep_source_rows(
+        self, ingestion_id: str, fmt: str, rows: Sequence[Mapping[str, Any]]
+    ) -> None:
+        """Keep every source row of an export pushed through an adapter (its outcome,
+        reason, record, and original currency and amount) under its ingestion."""
+        if not rows:
+            return
+        cols = [c.name for c in source_rows.columns if c.name not in ("ingestion_id", "format")]
+        with self.engine.begin() as conn:
+            conn.execute(
+                source_rows.insert(),
+                [
+                    {"ingestion_id": ingestion_id, "format": fmt, **{c: r.get(c) for c in cols}}
+                    for r in rows
+                ],
+            )
+
+    def source_rows(self, ingestion_id: str) -> list[dict[str, Any]]:
+        """The source rows kept for an ingestion, in line order (none for a plain push)."""
+        c = source_rows.c
+        q = sa.select(source_rows).where(c.ingestion_id == ingestion_id).order_by(c.line)
+        with self.engine.connect() as conn:
+            return [
+                {k: v for k, v in row.items() if k != "ingestion_id" and v is not None}
+                for row in conn.execute(q).mappings()
+            ]
 
     def batch(self, ingestion_id: str) -> dict[str, Any] | None:
         with self.engine.connect() as conn:

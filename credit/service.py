@@ -1024,6 +1024,59 @@ class CreditService:
                 "the service database is unavailable, so nothing was stored; retry later"
             ) from exc
 
+    def push_export(
+        self,
+        content: str,
+        *,
+        firm_id: str,
+        fmt: str | None,
+        fx: str | None,
+        caller: Caller,
+        digest: str,
+    ) -> dict[str, Any]:
+        """Store a provider's export file (an Amazon settlement report, a Stripe balance
+        CSV...) of ``firm_id``: read by its adapter (:mod:`credit.adapters`), the records
+        pushed as :meth:`push_records` pushes them, and every source row accounted for
+        (mapped, rejected or skipped, with its reason and original currency and amount)."""
+        from credit.adapters import FormatError, adapt
+        from credit.adapters.base import Context
+        from credit.adapters.fx import Rates, RatesError
+
+        try:
+            rates = Rates.parse(fx, "the fx table") if fx else None
+            adapted = adapt(content, Context(firm_id, rates), fmt, "the export")
+        except (FormatError, RatesError) as exc:
+            raise InvalidInputError(str(exc)) from exc
+        rt = adapted.record_type
+        result = self.push_records({rt: adapted.records}, caller=caller, digest=digest)
+        id_field = RECORD_TYPES[rt].id_field
+        for r in result.rejected:
+            rid = str(adapted.records[r["index"]][id_field]) if r["index"] >= 0 else r["record_id"]
+            adapted.reject_record(rid, f"the data contract rejects the record: {r['reason']}")
+        rows = [
+            {k: v for k, v in vars(row).items() if v is not None and v != ""}
+            for row in adapted.rows
+        ]
+        try:
+            self._ledger().keep_source_rows(result.ingestion_id, adapted.format, rows)
+        except SQLAlchemyError as exc:
+            raise UnavailableError(
+                f"the records are stored (ingestion {result.ingestion_id}) but their source rows "
+                "could not be kept: push the same export again once the database is back (it "
+                "adds nothing twice)"
+            ) from exc
+        counts = adapted.counts()
+        made = result.counts[rt]
+        rows_add_up = counts["read"] == counts["mapped"] + counts["rejected"] + counts["skipped"]
+        return {
+            **result.to_dict(),
+            "format": adapted.format,
+            "firm_id": firm_id,
+            "source_rows": counts,
+            "reconciles": rows_add_up and made.read == made.accepted + made.rejected,
+            "rows": rows,
+        }
+
     def ingestion(self, ingestion_id: str, *, caller: Caller) -> dict[str, Any]:
         """One of the caller's ingestions: counts and every rejected row (another
         provider's is :class:`NotFoundError`, as an unknown one)."""
@@ -1033,6 +1086,12 @@ class CreditService:
             raise UnavailableError(DB_DOWN) from exc
         if found is None or (not is_operator(caller) and found["provider"] != caller.tenant):
             raise NotFoundError(f"no ingestion {ingestion_id!r} of yours")
+        try:
+            kept = self._ledger().source_rows(ingestion_id)
+        except SQLAlchemyError as exc:
+            raise UnavailableError(DB_DOWN) from exc
+        if kept:
+            found["source_rows"] = kept
         return found
 
     def provided_records(

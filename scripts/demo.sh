@@ -29,6 +29,12 @@ credit simulate --firms "$firms" --start 2023-01 --months 36 --seed 7 --out "$da
 
 step "2/9 Ingest the five record files into the DuckDB record store (every row validated)"
 credit ingest "$data/world"
+echo
+echo "-- A seller's own exports, read as they are (docs/adapters.md): Amazon and Stripe for F000001"
+credit ingest samples/adapters/amazon-settlement/settlement_2024-03-15.txt --firm F000001 \
+  --source demo-market --fx samples/adapters/fx.csv
+credit ingest samples/adapters/stripe-balance/balance_history.csv --firm F000001 \
+  --source demo-market --fx samples/adapters/fx.csv
 
 step "3/9 Train the calibrated LightGBM PD model and the scorecard baseline; promote to champion"
 credit train --truth "$data/world/truth.parquet" --promote

@@ -23,9 +23,10 @@ from api.deps import ServiceDep
 from api.errors import format_validation_errors
 from api.schemas import ErrorOut, FirmId
 from api.security import Principal, require
+from credit.adapters import FORMATS
 from credit.errors import InvalidInputError
 from credit.ledger import MAX_PUSH_RECORDS, body_digest
-from credit.records import RECORD_TYPES
+from credit.records import ID_PATTERN, RECORD_TYPES
 
 router = APIRouter(prefix="/v1", tags=["records"])
 
@@ -99,6 +100,37 @@ class RecordsIn(BaseModel):
     )
 
 
+class ExportIn(BaseModel):
+    """One export file as its producer wrote it, read by the adapter of ``format``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    format: str | None = Field(
+        description=f"The export's format: {', '.join(FORMATS)}; null: told from its header "
+        "(an ambiguous or unknown header is a 422 naming the candidates).",
+        examples=["stripe-balance"],
+    )
+    firm_id: str = Field(pattern=ID_PATTERN, description="The firm whose export it is.")
+    content: str = Field(
+        min_length=1, description="The file's text, exactly as exported (CSV, tab-separated)."
+    )
+    fx: str | None = Field(
+        default=None,
+        description="Exchange rates to USD by day, as the text of an ECB reference-rate CSV "
+        "(eurofxref-hist.csv layout). A row in another currency on a day with no rate is "
+        "rejected.",
+    )
+
+
+_EXPORT_EXAMPLE = {
+    "format": "stripe-balance",
+    "firm_id": "F001",
+    "content": "id,Type,Reporting Category,Amount,Fee,Net,Currency,Created (UTC),"
+    "Available On (UTC),Status\ntxn_1,charge,charge,120.00,3.78,116.22,usd,"
+    "2024-03-04 09:15,2024-03-06 00:00,available\n",
+}
+
+
 class TypeCountsOut(BaseModel):
     read: int
     accepted: int = Field(description="added + already_present")
@@ -125,9 +157,12 @@ class PushOut(BaseModel):
     firms: list[str] = Field(description="Firms that got new records.")
 
 
-def _parse(raw: bytes) -> dict[str, list[dict[str, Any]]]:
+def _parse(raw: bytes) -> dict[str, list[dict[str, Any]]] | ExportIn:
     try:
-        body = RecordsIn.model_validate(orjson.loads(raw))
+        data = orjson.loads(raw)
+        if isinstance(data, dict) and "format" in data:
+            return ExportIn.model_validate(data)
+        body = RecordsIn.model_validate(data)
     except orjson.JSONDecodeError as exc:
         raise InvalidInputError(f"the body is not JSON: {exc}") from exc
     except ValidationError as exc:
@@ -158,15 +193,24 @@ def _parse(raw: bytes) -> dict[str, list[dict[str, Any]]]:
     "record pushed again with the same content counts as `already_present`, with different "
     "content it is rejected. The answer has per-type counts (`read = accepted + rejected`) and "
     "every rejected row with its field and reason; rows being rejected is not an error (200). "
-    "The firm's next score reads the new records. Role: platform (a provider).",
+    "The firm's next score reads the new records. Role: platform (a provider).\n\n"
+    "Or one **export file** as its producer wrote it (`format`, `firm_id`, `content`, "
+    "optional `fx`: see docs/adapters.md): read by its adapter, its records stored as above, "
+    "and the answer adds `source_rows` (read = mapped + rejected + skipped), `reconciles` and "
+    "`rows` (every source row's outcome, reason, original currency and amount).",
     response_model=PushOut,
     openapi_extra={
         "requestBody": {
             "required": True,
             "content": {
                 "application/json": {
-                    "schema": RecordsIn.model_json_schema(),
-                    "example": _PUSH_EXAMPLE,
+                    "schema": {
+                        "anyOf": [RecordsIn.model_json_schema(), ExportIn.model_json_schema()]
+                    },
+                    "examples": {
+                        "records": {"summary": "Contract records", "value": _PUSH_EXAMPLE},
+                        "export": {"summary": "An export file", "value": _EXPORT_EXAMPLE},
+                    },
                 }
             },
         }
@@ -180,6 +224,19 @@ def _parse(raw: bytes) -> dict[str, list[dict[str, Any]]]:
 async def push_records(principal: Provider, service: ServiceDep, request: Request) -> JSONResponse:
     raw = await request.body()
     records = _parse(raw)
+    if isinstance(records, ExportIn):
+        body = records
+        answer = await run_in_threadpool(
+            lambda: service.push_export(
+                body.content,
+                firm_id=body.firm_id,
+                fmt=body.format,
+                fx=body.fx,
+                caller=principal,
+                digest=body_digest(raw),
+            )
+        )
+        return JSONResponse(answer)
     result = await run_in_threadpool(
         lambda: service.push_records(records, caller=principal, digest=body_digest(raw))
     )
