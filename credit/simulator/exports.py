@@ -160,7 +160,7 @@ def write_exports(
             (root / name).write_text(a.export(part.reset_index(drop=True), rates), "utf-8")
             listed.append((name, fmt, str(firm)))
     with (root / MANIFEST).open("w", newline="", encoding="utf-8") as fh:
-        w = csv.writer(fh)
+        w = csv.writer(fh, lineterminator="\n")
         w.writerow(["file", "format", "firm_id"])
         w.writerows(listed)
     paths["manifest"] = root / MANIFEST
