@@ -106,8 +106,9 @@ class ExportIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     format: str | None = Field(
-        description=f"The export's format: {', '.join(FORMATS)}; null: told from its header "
-        "(an ambiguous or unknown header is a 422 naming the candidates).",
+        default=None,
+        description=f"The export's format: {', '.join(FORMATS)}; null or left out: told from "
+        "its header (an ambiguous or unknown header is a 422 naming the candidates).",
         examples=["stripe-balance"],
     )
     firm_id: str = Field(pattern=ID_PATTERN, description="The firm whose export it is.")
@@ -160,7 +161,7 @@ class PushOut(BaseModel):
 def _parse(raw: bytes) -> dict[str, list[dict[str, Any]]] | ExportIn:
     try:
         data = orjson.loads(raw)
-        if isinstance(data, dict) and "format" in data:
+        if isinstance(data, dict) and ("format" in data or "content" in data):
             return ExportIn.model_validate(data)
         body = RecordsIn.model_validate(data)
     except orjson.JSONDecodeError as exc:

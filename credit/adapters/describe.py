@@ -23,7 +23,7 @@ credit ingest balance.csv --firm F001 --source acme          # format told from 
 
 Over HTTP, a provider posts the file's text to `POST /v1/records`:
 `{"format": "stripe-balance", "firm_id": "F001", "content": "<the file>", "fx": "<rates CSV>"}`
-(`format` null: told from the header).
+(`format` null or left out: told from the header).
 
 ## Rules for every format
 

@@ -130,6 +130,10 @@ def test_an_export_pushed_over_http_is_accounted_for(api: dict[str, Any]) -> Non
     assert next(row for row in kept if row["line"] == 4)["currency"] == "EUR"
     again = c.post("/v1/records", json=body, headers=h(key)).json()
     assert again["counts"]["payments"]["already_present"] == 12
+    told = c.post("/v1/records", json={k: v for k, v in body.items() if k != "format"},
+                  headers=h(key))  # fmt: skip
+    assert told.status_code == 200 and told.json()["format"] == "stripe-balance", told.text
+    assert told.json()["counts"]["payments"]["already_present"] == 12
     bad = c.post("/v1/records", json={**body, "format": None, "content": "a,b\n1,2\n"},
                  headers=h(key))  # fmt: skip
     assert bad.status_code == 422 and "matches no known export format" in bad.text
