@@ -306,6 +306,8 @@ def test_provider_routes_refuse_other_roles(world: dict[str, Any], role: str) ->
     c, keys, firm = world["client"], world["keys"], world["firms"]["none"]
     k = h(keys[("bank-a", role)])
     assert c.post("/v1/records", json={"records": {"payments": []}}, headers=k).status_code == 403
+    export = {"format": "stripe-balance", "firm_id": firm, "content": "id,amount\n"}
+    assert c.post("/v1/records", json=export, headers=k).status_code == 403
     attest = {"grantee": "bank-a", "purposes": ["credit_assessment"], "statement": "x" * 20}
     assert c.post(f"/v1/firms/{firm}/consents", json=attest, headers=k).status_code == 403
 
